@@ -1,0 +1,413 @@
+//! The runtime configuration and the one pass that builds it from YAML.
+//!
+//! `Config::from_yaml` parses into `raw` structs, then `validate` checks every field, collects
+//! every problem with its path (`routes.code.models[1]: unknown model "gpt4o" (known: ...)`)
+//! and only then builds a `Config` with no half-filled options. The bundled default lives in
+//! `edge/gateway.yaml` (or `$GATEWAY_CONFIG` at build time); `store` swaps in a KV copy at run
+//! time.
+
+pub mod raw;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::providers::ProviderKind;
+use crate::router::keyword::{KeywordRule, KeywordTier};
+use raw::{RawConfig, RawDefaults, RawModel};
+
+/// The YAML bundled into this build (`edge/gateway.yaml` unless `GATEWAY_CONFIG` was set).
+pub const BUNDLED_YAML: &str = include_str!(env!("GATEWAY_BUNDLED_CONFIG"));
+
+#[derive(Debug)]
+pub struct Config {
+    pub server: Server,
+    pub models: BTreeMap<String, Arc<Model>>,
+    pub capabilities: BTreeMap<String, Capability>,
+    pub routes: BTreeMap<String, Route>,
+    pub router: RouterConfig,
+    pub total_timeout_ms: u64,
+    /// sha256 of the YAML text, hex: names the config in logs and `/healthz`.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub max_body_bytes: usize,
+    pub config_refresh_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locality {
+    Local,
+    Cloud,
+}
+
+/// Integer prices: micro-dollars per one million tokens (so $0.15/Mtok is 150_000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Price {
+    pub input_micros_per_mtok: u64,
+    pub output_micros_per_mtok: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptPolicy {
+    pub timeout_ms: u64,
+    pub stream_idle_timeout_ms: u64,
+    pub retries: u32,
+    pub backoff_ms: u64,
+    pub max_retry_after_ms: u64,
+}
+
+/// A reference to a provider key held by the platform (wrangler secret, Spin variable, env).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef(pub String);
+
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub provider: ProviderKind,
+    /// Without a trailing slash: `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub upstream_model: String,
+    pub api_key: Option<SecretRef>,
+    pub capabilities: Vec<String>,
+    pub price: Price,
+    pub context_window: Option<u32>,
+    pub locality: Locality,
+    pub attempt: AttemptPolicy,
+    pub max_output_tokens: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Capability {
+    pub route: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub models: Vec<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RouterConfig {
+    pub default_route: String,
+    /// Model names that mean "let the router choose" (`auto` unless configured).
+    pub aliases: Vec<String>,
+    pub keyword: KeywordTier,
+}
+
+/// One problem in a config file, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+/// Everything wrong with a config, found in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.path.is_empty() {
+                write!(f, "{}", p.message)?;
+            } else {
+                write!(f, "{}: {}", p.path, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+impl Config {
+    /// Parses and validates a YAML document.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError { problems: vec![Problem { path, message: e.inner().to_string() }] }
+        })?;
+        validate(raw, hex::encode(Sha256::digest(text.as_bytes())))
+    }
+
+    /// The bundled default config.
+    pub fn bundled() -> Result<Self, ConfigError> {
+        Self::from_yaml(BUNDLED_YAML)
+    }
+
+    pub fn is_router_alias(&self, name: &str) -> bool {
+        self.router.aliases.iter().any(|a| a == name)
+    }
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { path: path.into(), message: message.into() });
+    }
+
+    fn unknown(&mut self, path: impl Into<String>, what: &str, name: &str, known: &[&String]) {
+        let known: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+        self.push(path, format!("unknown {what} \"{name}\" (known: {})", known.join(", ")));
+    }
+}
+
+fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
+    let mut p = Problems(Vec::new());
+    let model_names: Vec<&String> = raw.models.keys().collect();
+    let route_names: Vec<&String> = raw.routes.keys().collect();
+    let cap_names: Vec<&String> = raw.capabilities.keys().collect();
+
+    let max_body_bytes = raw.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+    if max_body_bytes == 0 {
+        p.push("server.max_body_bytes", "must be greater than 0");
+    }
+    let d = &raw.defaults;
+    let total_timeout_ms = d.total_timeout_ms.unwrap_or(120_000);
+    positive(&mut p, "defaults.total_timeout_ms", total_timeout_ms);
+
+    if raw.models.is_empty() {
+        p.push("models", "at least one model is required");
+    }
+    let mut models = BTreeMap::new();
+    for (name, m) in &raw.models {
+        if let Some(model) = validate_model(&mut p, name, m, d, &cap_names) {
+            models.insert(name.clone(), Arc::new(model));
+        }
+    }
+
+    for (name, c) in &raw.capabilities {
+        check_name(&mut p, &format!("capabilities.{name}"), name);
+        if !raw.routes.contains_key(&c.route) {
+            p.unknown(format!("capabilities.{name}.route"), "route", &c.route, &route_names);
+        }
+    }
+
+    for (name, r) in &raw.routes {
+        check_name(&mut p, &format!("routes.{name}"), name);
+        if raw.models.contains_key(name) {
+            p.push(format!("routes.{name}"), "a route must not share its name with a model");
+        }
+        if r.models.is_empty() {
+            p.push(format!("routes.{name}.models"), "a route needs at least one model");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, m) in r.models.iter().enumerate() {
+            if !raw.models.contains_key(m) {
+                p.unknown(format!("routes.{name}.models[{i}]"), "model", m, &model_names);
+            } else if !seen.insert(m) {
+                p.push(format!("routes.{name}.models[{i}]"), format!("model \"{m}\" is listed twice"));
+            }
+        }
+    }
+
+    let router = &raw.router;
+    if !raw.routes.contains_key(&router.default_route) {
+        p.unknown("router.default_route", "route", &router.default_route, &route_names);
+    }
+    let aliases = if router.aliases.is_empty() { vec!["auto".to_owned()] } else { router.aliases.clone() };
+    for (i, a) in aliases.iter().enumerate() {
+        if raw.models.contains_key(a) || raw.routes.contains_key(a) {
+            p.push(format!("router.aliases[{i}]"), format!("\"{a}\" is already a model or route name"));
+        }
+    }
+    let keyword = validate_keyword(&mut p, &raw, &cap_names, &route_names);
+
+    if !p.0.is_empty() {
+        return Err(ConfigError { problems: p.0 });
+    }
+    let capabilities = raw
+        .capabilities
+        .into_iter()
+        .map(|(k, c)| (k, Capability { route: c.route, description: c.description }))
+        .collect();
+    let routes = raw
+        .routes
+        .into_iter()
+        .map(|(k, r)| (k.clone(), Route { name: k, models: r.models, description: r.description }))
+        .collect();
+    Ok(Config {
+        server: Server { max_body_bytes, config_refresh_secs: raw.server.config_refresh_secs.unwrap_or(10) },
+        models,
+        capabilities,
+        routes,
+        router: RouterConfig { default_route: raw.router.default_route, aliases, keyword },
+        total_timeout_ms,
+        digest,
+    })
+}
+
+fn validate_model(
+    p: &mut Problems,
+    name: &str,
+    m: &RawModel,
+    d: &RawDefaults,
+    caps: &[&String],
+) -> Option<Model> {
+    let at = |field: &str| format!("models.{name}.{field}");
+    check_name(p, &format!("models.{name}"), name);
+    let provider = ProviderKind::parse(&m.provider);
+    if provider.is_none() {
+        p.push(at("provider"), format!("unknown provider \"{}\" (known: {})", m.provider, ProviderKind::NAMES.join(", ")));
+    }
+    let base_url = m.base_url.trim_end_matches('/').to_owned();
+    let scheme_ok = base_url.starts_with("https://") || base_url.starts_with("http://");
+    if !scheme_ok || base_url.parse::<http::Uri>().is_err() || base_url.contains(char::is_whitespace) {
+        p.push(at("base_url"), format!("\"{}\" is not an http(s) URL", m.base_url));
+    }
+    let api_key = match &m.api_key {
+        None => None,
+        Some(v) => match v.strip_prefix("secret:") {
+            Some(n) if is_secret_name(n) => Some(SecretRef(n.to_owned())),
+            Some(n) => {
+                p.push(at("api_key"), format!("\"{n}\" is not a valid secret name (letters, digits and _, not starting with a digit)"));
+                None
+            }
+            None => {
+                // Never echo the value: it may be a real key pasted by mistake.
+                p.push(at("api_key"), "provider keys must be referenced as secret:NAME and set as a platform secret, never written in the YAML");
+                None
+            }
+        },
+    };
+    for (i, c) in m.capabilities.iter().enumerate() {
+        if !caps.contains(&c) {
+            p.unknown(at(&format!("capabilities[{i}]")), "capability", c, caps);
+        }
+    }
+    let price = match &m.price {
+        None => Price::default(),
+        Some(pr) => Price {
+            input_micros_per_mtok: micros(p, &at("price.input_per_mtok"), pr.input_per_mtok),
+            output_micros_per_mtok: micros(p, &at("price.output_per_mtok"), pr.output_per_mtok),
+        },
+    };
+    let locality = match m.locality.as_deref() {
+        None | Some("cloud") => Locality::Cloud,
+        Some("local") => Locality::Local,
+        Some(other) => {
+            p.push(at("locality"), format!("unknown locality \"{other}\" (known: local, cloud)"));
+            Locality::Cloud
+        }
+    };
+    if m.context_window == Some(0) {
+        p.push(at("context_window"), "must be greater than 0");
+    }
+    let attempt = AttemptPolicy {
+        timeout_ms: m.timeout_ms.or(d.timeout_ms).unwrap_or(30_000),
+        stream_idle_timeout_ms: m.stream_idle_timeout_ms.or(d.stream_idle_timeout_ms).unwrap_or(60_000),
+        retries: m.retries.or(d.retries).unwrap_or(1),
+        backoff_ms: d.backoff_ms.unwrap_or(250),
+        max_retry_after_ms: d.max_retry_after_ms.unwrap_or(5_000),
+    };
+    positive(p, &at("timeout_ms"), attempt.timeout_ms);
+    positive(p, &at("stream_idle_timeout_ms"), attempt.stream_idle_timeout_ms);
+    if attempt.retries > 10 {
+        p.push(at("retries"), "at most 10 retries per model");
+    }
+    let max_output_tokens = m.max_output_tokens.or(d.max_output_tokens).unwrap_or(4096);
+    Some(Model {
+        name: name.to_owned(),
+        provider: provider?,
+        base_url,
+        upstream_model: m.upstream_model.clone().unwrap_or_else(|| name.to_owned()),
+        api_key,
+        capabilities: m.capabilities.clone(),
+        price,
+        context_window: m.context_window,
+        locality,
+        attempt,
+        max_output_tokens,
+    })
+}
+
+fn validate_keyword(p: &mut Problems, raw: &RawConfig, caps: &[&String], routes: &[&String]) -> KeywordTier {
+    let Some(k) = &raw.router.keyword else {
+        return KeywordTier::empty();
+    };
+    let min_confidence = k.min_confidence.unwrap_or(0.6);
+    if !(min_confidence > 0.0 && min_confidence <= 1.0) {
+        p.push("router.keyword.min_confidence", "must be in (0, 1]");
+    }
+    let mut rules = Vec::new();
+    for (i, r) in k.rules.iter().enumerate() {
+        let at = format!("router.keyword.rules[{i}]");
+        let Some(cap) = raw.capabilities.get(&r.capability) else {
+            p.unknown(format!("{at}.capability"), "capability", &r.capability, caps);
+            continue;
+        };
+        let route = r.route.clone().unwrap_or_else(|| cap.route.clone());
+        if !raw.routes.contains_key(&route) {
+            p.unknown(format!("{at}.route"), "route", &route, routes);
+        }
+        if r.keywords.is_empty() {
+            p.push(format!("{at}.keywords"), "a rule needs at least one keyword");
+        }
+        for (j, w) in r.keywords.iter().enumerate() {
+            if w.trim().is_empty() {
+                p.push(format!("{at}.keywords[{j}]"), "keywords must not be blank");
+            }
+        }
+        let weight = r.weight.unwrap_or(1.0);
+        if !(weight.is_finite() && weight > 0.0) {
+            p.push(format!("{at}.weight"), "must be a positive number");
+        }
+        rules.push(KeywordRule { capability: r.capability.clone(), route, keywords: r.keywords.clone(), weight });
+    }
+    match KeywordTier::new(rules, min_confidence, k.max_scan_bytes.unwrap_or(16 * 1024)) {
+        Ok(t) => t,
+        Err(e) => {
+            p.push("router.keyword", e.to_string());
+            KeywordTier::empty()
+        }
+    }
+}
+
+fn positive(p: &mut Problems, path: &str, v: u64) {
+    if v == 0 {
+        p.push(path, "must be greater than 0");
+    }
+}
+
+fn micros(p: &mut Problems, path: &str, usd: f64) -> u64 {
+    if !(0.0..1e6).contains(&usd) {
+        p.push(path, "must be a price in USD per million tokens, 0 or more");
+        return 0;
+    }
+    (usd * 1_000_000.0).round() as u64
+}
+
+fn check_name(p: &mut Problems, path: &str, name: &str) {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
+    if !ok {
+        p.push(path, "names may use letters, digits and - _ . : / (at most 128)");
+    }
+}
+
+fn is_secret_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,26 @@
+//! LLM-Gateway: one OpenAI-compatible endpoint in front of every model, as an edge function.
+//!
+//! A tour, in the order a request travels:
+//! - `gateway`: the HTTP surface (`/v1/chat/completions`, `/v1/models`, `/healthz`), body limits,
+//!   error rendering, the per-request log line.
+//! - `config`: the one YAML file, parsed then validated into `Config`; `config::store` swaps in a
+//!   KV copy at run time.
+//! - `api`: OpenAI request types (typed view + the caller's JSON, passed through).
+//! - `router`: the cascade that picks a route; `router::keyword` is tier 1.
+//! - `proxy`: attempts, retries, `Retry-After`, fallback, the SSE pump.
+//! - `providers`: encode/decode per provider, no I/O (`openai`, `anthropic`).
+//! - `platform`: the traits where platforms differ, and the two thin shells:
+//!   `platform/workers.rs` (Cloudflare Workers) and `platform/spin.rs` (Fermyon Spin).
+//! - `error`: one error type, who is to blame, OpenAI-shaped JSON.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod platform;
+pub mod providers;
+pub mod proxy;
+pub mod router;
+
+pub use config::Config;
+pub use gateway::Gateway;

@@ -1,0 +1,118 @@
+//! Providers: encode an OpenAI request for a provider, decode its response or stream events back
+//! into OpenAI's shapes. No I/O here; `proxy` sends what these build.
+
+pub mod anthropic;
+pub mod openai;
+
+use bytes::Bytes;
+use eventsource_stream::Event;
+use serde_json::Value;
+
+use crate::api::ParsedChat;
+use crate::config::Model;
+use crate::error::{AttemptError, GatewayError};
+use crate::platform::UpstreamRequest;
+
+/// An encoded upstream request: URL, headers (credentials included), body.
+pub type Encoded = (String, Vec<(String, String)>, Vec<u8>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenAI and every server speaking its API: vLLM, llama.cpp, Ollama, TGI, LM Studio.
+    OpenAi,
+    Anthropic,
+}
+
+impl ProviderKind {
+    pub const NAMES: [&'static str; 2] = ["openai", "anthropic"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "openai" => Some(Self::OpenAi),
+            "anthropic" => Some(Self::Anthropic),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+
+    /// Builds the upstream request. Fails only when the request cannot be expressed for this
+    /// provider (a client error, not worth a fallback).
+    pub fn encode(self, model: &Model, chat: &ParsedChat, api_key: Option<&str>) -> Result<UpstreamRequest, GatewayError> {
+        let (url, mut headers, body) = match self {
+            Self::OpenAi => openai::encode(model, chat, api_key)?,
+            Self::Anthropic => anthropic::encode(model, chat, api_key)?,
+        };
+        headers.push(("content-type".into(), "application/json".into()));
+        headers.push(("accept".into(), if chat.request.stream { "text/event-stream" } else { "application/json" }.into()));
+        Ok(UpstreamRequest { url, headers, body: Bytes::from(body) })
+    }
+
+    /// Decodes a successful non-streaming body into an OpenAI `chat.completion` object.
+    pub fn decode(self, chat: &ParsedChat, body: &[u8], now_s: u64) -> Result<Value, AttemptError> {
+        match self {
+            Self::OpenAi => openai::decode(body),
+            Self::Anthropic => anthropic::decode(chat, body, now_s),
+        }
+    }
+
+    /// The `message` of an error body, when the provider sent one we can read.
+    pub fn error_message(self, body: &[u8]) -> Option<String> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let msg = v.pointer("/error/message").or_else(|| v.get("message"))?;
+        msg.as_str().map(str::to_owned)
+    }
+
+    pub fn stream_translator(self, chat: &ParsedChat, now_s: u64) -> StreamTranslator {
+        match self {
+            Self::OpenAi => StreamTranslator::OpenAi(openai::StreamPassthrough::default()),
+            Self::Anthropic => StreamTranslator::Anthropic(anthropic::stream::Translator::new(chat, now_s)),
+        }
+    }
+}
+
+/// What one upstream SSE event becomes downstream.
+#[derive(Debug, Default, PartialEq)]
+pub struct Translated {
+    /// `data:` payloads to send, in order (without the `data: ` prefix).
+    pub data: Vec<String>,
+    /// The upstream said the stream is complete.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("upstream sent an error event: {0}")]
+    Upstream(String),
+    #[error("upstream sent a malformed event: {0}")]
+    Malformed(String),
+}
+
+/// Per-stream state that turns provider events into OpenAI chunks.
+#[derive(Debug)]
+pub enum StreamTranslator {
+    OpenAi(openai::StreamPassthrough),
+    Anthropic(anthropic::stream::Translator),
+}
+
+impl StreamTranslator {
+    pub fn on_event(&mut self, event: &Event) -> Result<Translated, StreamError> {
+        match self {
+            Self::OpenAi(t) => t.on_event(event),
+            Self::Anthropic(t) => t.on_event(event),
+        }
+    }
+
+    /// Whether the stream so far is complete enough to end cleanly if the upstream closes now.
+    pub fn complete(&self) -> bool {
+        match self {
+            Self::OpenAi(t) => t.complete(),
+            Self::Anthropic(t) => t.complete(),
+        }
+    }
+}
