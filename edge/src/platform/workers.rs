@@ -1,0 +1,133 @@
+//! Cloudflare Workers shell (wasm32-unknown-unknown, workers-rs): converts the Workers request
+//! into the core's and the core's response (buffered or streamed SSE) back. Outbound HTTP is
+//! `fetch`; the config store is the KV binding `GATEWAY_KV`; secrets are wrangler secrets (or
+//! `.dev.vars` locally) by the names the YAML references.
+//!
+//! One `Gateway` lives per isolate, so its config cache outlives requests.
+
+// The export glue that `#[event(fetch)]` generates is `unsafe` by nature.
+#![allow(unsafe_code)]
+
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use worker::{event, Context, Delay, Env, Fetch, Headers, Method, RequestInit};
+
+use crate::gateway::{Body, Gateway, Request};
+use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+
+const KV_BINDING: &str = "GATEWAY_KV";
+
+thread_local! {
+    static GATEWAY: Rc<Gateway> = Rc::new(Gateway::default());
+}
+
+#[derive(Clone)]
+struct WorkersPlatform {
+    env: Rc<Env>,
+}
+
+impl HttpClient for WorkersPlatform {
+    async fn fetch(&self, req: UpstreamRequest) -> Result<UpstreamResponse, FetchError> {
+        let connect = |e: worker::Error| FetchError::Connect(e.to_string());
+        let headers = Headers::new();
+        for (k, v) in &req.headers {
+            // A value the platform refuses (e.g. a secret with a newline) is an error, never a panic.
+            headers.set(k, v).map_err(|_| FetchError::Connect(format!("invalid value for header {k}")))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(js_sys::Uint8Array::from(&req.body[..]).into()));
+        let request = worker::Request::new_with_init(&req.url, &init).map_err(connect)?;
+        let mut resp = Fetch::Request(request).send().await.map_err(connect)?;
+        let headers = resp.headers().entries().collect();
+        let status = resp.status_code();
+        let body = resp
+            .stream()
+            .map_err(connect)?
+            .map(|c| c.map(Bytes::from).map_err(|e| FetchError::Body(e.to_string())));
+        Ok(UpstreamResponse { status, headers, body: Box::pin(body) })
+    }
+}
+
+impl Clock for WorkersPlatform {
+    fn now_ms(&self) -> u64 {
+        worker::Date::now().as_millis()
+    }
+
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static {
+        Delay::from(Duration::from_millis(ms))
+    }
+}
+
+impl Random for WorkersPlatform {
+    fn random_u64(&self) -> u64 {
+        let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        (hi << 32) | lo
+    }
+}
+
+impl KeyValue for WorkersPlatform {
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        // Without the binding there is no KV config: the bundled one serves.
+        let Ok(kv) = self.env.kv(KV_BINDING) else { return Ok(None) };
+        kv.get(key).bytes().await.map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        let kv = self.env.kv(KV_BINDING).map_err(|e| KvError(e.to_string()))?;
+        let put = kv.put_bytes(key, value).map_err(|e| KvError(e.to_string()))?;
+        put.execute().await.map_err(|e| KvError(e.to_string()))
+    }
+}
+
+impl Secrets for WorkersPlatform {
+    async fn secret(&self, name: &str) -> Option<String> {
+        self.env.secret(name).ok().map(|s| s.to_string())
+    }
+}
+
+impl Log for WorkersPlatform {
+    fn log(&self, record: &serde_json::Value) {
+        worker::console_log!("{record}");
+    }
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(mut req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let method = http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
+    let path = req.url().map(|u| u.path().to_owned()).unwrap_or_else(|_| req.path());
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in req.headers().entries() {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(&v)) {
+            headers.append(k, v);
+        }
+    }
+    let body: crate::gateway::InboundBody = match req.stream() {
+        Ok(s) => Box::pin(s.map(|c| c.map(Bytes::from).map_err(|e| FetchError::Body(e.to_string())))),
+        Err(_) => Box::pin(futures::stream::empty()),
+    };
+    let platform = WorkersPlatform { env: Rc::new(env) };
+    let gateway = GATEWAY.with(Rc::clone);
+    let resp = gateway.handle(&platform, Request { method, path, headers, body }).await;
+
+    let out_headers = Headers::new();
+    for (k, v) in &resp.headers {
+        out_headers.append(k, v)?;
+    }
+    let response = match resp.body {
+        Body::Full(b) => worker::Response::from_bytes(b.to_vec())?,
+        Body::Stream(s) => worker::Response::from_stream(s.map(|b| Ok::<Vec<u8>, worker::Error>(b.to_vec())))?,
+    };
+    Ok(response.with_status(resp.status).with_headers(out_headers))
+}
