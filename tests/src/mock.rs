@@ -1,0 +1,153 @@
+//! Mock providers: one in-process HTTP server; the first path segment picks the behaviour
+//! (`/openai/v1/chat/completions`, `/status-500/v1/...`), so one test config can point models
+//! at different behaviours. Every request is recorded.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::fixture;
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub behaviour: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+#[derive(Clone, Default)]
+pub struct Mock {
+    pub addr: Option<SocketAddr>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Response<Body> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed())
+        .unwrap_or_default()
+}
+
+/// Replays an SSE fixture event by event, with a short pause between events.
+fn sse(events: Vec<String>, fail_after: Option<usize>) -> hyper::Response<Body> {
+    
+    let stream = futures::stream::iter(events.into_iter().enumerate()).then(move |(i, ev)| async move {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if fail_after.is_some_and(|k| i >= k) {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"));
+        }
+        Ok(Frame::data(Bytes::from(format!("{ev}\n\n"))))
+    });
+    hyper::Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_default()
+}
+
+fn events(path: &str) -> Vec<String> {
+    String::from_utf8_lossy(&fixture(path))
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Mock {
+    pub async fn start() -> anyhow::Result<Mock> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let mock = Mock { addr: Some(listener.local_addr()?), ..Default::default() };
+        let served = mock.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { break };
+                let m = served.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let m = m.clone();
+                        async move { m.respond(req).await }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(mock)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr.map(|a| a.to_string()).unwrap_or_default())
+    }
+
+    pub fn calls(&self, behaviour: &str) -> Vec<Recorded> {
+        self.log.lock().map(|l| l.iter().filter(|r| r.behaviour == behaviour).cloned().collect()).unwrap_or_default()
+    }
+
+    async fn respond(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<Body>, std::io::Error> {
+        let path = req.uri().path().to_owned();
+        let behaviour = path.trim_start_matches('/').split('/').next().unwrap_or("").to_owned();
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect::<HashMap<_, _>>();
+        let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if let Ok(mut l) = self.log.lock() {
+            l.push(Recorded { behaviour: behaviour.clone(), path: path.clone(), headers: headers.clone(), body: body.clone() });
+        }
+        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let tools = body.get("tools").is_some();
+        Ok(match behaviour.as_str() {
+            "openai" if stream => {
+                sse(events(if tools { "openai/chat_tool_calls.sse" } else { "openai/chat_text_with_usage_and_DONE.sse" }), None)
+            }
+            "openai" => full(200, "application/json", fixture("openai/chat_completion.json")),
+            "anthropic" if stream => {
+                sse(events(if tools { "anthropic/tool_use_response.sse" } else { "anthropic/basic_response.sse" }), None)
+            }
+            "anthropic" => full(
+                200,
+                "application/json",
+                fixture(if tools { "anthropic/tool_use_message.json" } else { "anthropic/message.json" }),
+            ),
+            "status-500" => full(500, "application/json", r#"{"error":{"message":"The server had an error","type":"server_error"}}"#),
+            "status-429" => {
+                let mut r = full(429, "application/json", r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#);
+                r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("0"));
+                r
+            }
+            "hang" => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                full(500, "text/plain", "too late")
+            }
+            "reset" => return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")),
+            // Sends the role chunk and two content chunks, then the connection breaks.
+            "midstream" => sse(events("openai/chat_text_with_usage_and_DONE.sse"), Some(3)),
+            "badsse" => sse(vec!["data: {this is not json".into()], None),
+            // A provider that echoes the caller's credentials in its error message.
+            "echo-key" => {
+                let auth = headers.get("authorization").cloned().unwrap_or_default();
+                let msg = serde_json::json!({"error": {"message": format!("Incorrect API key provided: {auth}"), "type": "invalid_request_error"}});
+                full(400, "application/json", msg.to_string())
+            }
+            "unauthorized" => full(401, "application/json", r#"{"error":{"message":"Invalid API key"}}"#),
+            _ => full(404, "application/json", r#"{"error":{"message":"no such mock behaviour"}}"#),
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! `wasi-host serve`: an HTTP/1.1 server that runs a wasi:http component (the gateway's Spin
+//! build) with a fresh instance per request, like Spin does, plus Spin's key-value and
+//! variables interfaces (`spin_api`). Bounded concurrency; graceful shutdown on Ctrl-C/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use hyper::server::conn::http1;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::spin_api::{SpinConfig, SpinHost};
+
+/// One request's store data.
+pub struct RequestState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub spin: Arc<SpinConfig>,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
+pub struct ServeOptions {
+    pub component: std::path::PathBuf,
+    pub listen: SocketAddr,
+    pub spin: SpinConfig,
+    pub max_concurrency: usize,
+}
+
+struct Server {
+    pre: ProxyPre<RequestState>,
+    spin: Arc<SpinConfig>,
+    permits: Arc<Semaphore>,
+}
+
+pub async fn run(opts: ServeOptions) -> Result<()> {
+    let mut config = Config::new();
+    config.async_support(true);
+    let engine = Engine::new(&config)?;
+    let started = std::time::Instant::now();
+    let component = Component::from_file(&engine, &opts.component)
+        .with_context(|| format!("loading component {}", opts.component.display()))?;
+    let mut linker: Linker<RequestState> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    SpinHost::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+    eprintln!("wasi-host: compiled {} in {} ms", opts.component.display(), started.elapsed().as_millis());
+
+    let server = Arc::new(Server {
+        pre,
+        spin: Arc::new(opts.spin),
+        permits: Arc::new(Semaphore::new(opts.max_concurrency)),
+    });
+    let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+    // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
+    eprintln!("wasi-host: listening on http://{}", listener.local_addr()?);
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => break,
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move { server.handle(req).await }
+            });
+            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
+                eprintln!("wasi-host: connection from {peer}: {e}");
+            }
+        });
+    }
+    eprintln!("wasi-host: shutting down; waiting up to 10 s for requests in flight");
+    let all = u32::try_from(opts.max_concurrency).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.permits.acquire_many(all)).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+impl Server {
+    async fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let permit = self.permits.clone().acquire_owned().await?;
+        let mut store = Store::new(
+            self.pre.engine(),
+            RequestState {
+                wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                spin: self.spin.clone(),
+            },
+        );
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        // The instance keeps running after the head is sent, to stream the body.
+        let task = tokio::task::spawn(async move {
+            let _permit = permit;
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(store, req, out).await
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => match task.await {
+                Ok(Ok(())) => bail!("the component never set a response"),
+                Ok(Err(e)) => Err(e.context("the component failed before responding")),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Spin's `fermyon:spin/key-value@2.0.0` and `fermyon:spin/variables@2.0.0`, implemented for
+//! components served by `wasi-host serve`, so the gateway's Spin build runs unchanged here and
+//! under `spin up`.
+//!
+//! Key-value stores are directories, one file per key (the key hex-encoded), written atomically
+//! by rename: another process (a test, an operator) may change a key while the host runs, and
+//! each `get` sees the newest complete value. Variables come from `--var name=value` and the
+//! `SPIN_VARIABLE_<NAME>` environment variables, as with Spin's environment provider.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use wasmtime::component::Resource;
+
+use crate::serve::RequestState;
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "spin-host",
+    with: { "fermyon:spin/key-value/store": KvStore },
+});
+
+pub use fermyon::spin::{key_value, variables};
+
+/// An open store: the label names one configured directory.
+pub struct KvStore {
+    dir: PathBuf,
+}
+
+/// Host-wide Spin state shared by every request's store.
+#[derive(Debug, Default)]
+pub struct SpinConfig {
+    pub kv_dirs: HashMap<String, PathBuf>,
+    pub variables: HashMap<String, String>,
+}
+
+impl SpinConfig {
+    /// Adds `SPIN_VARIABLE_*` from the environment (explicit `--var`s win).
+    pub fn with_env_variables(mut self) -> Self {
+        for (k, v) in std::env::vars() {
+            if let Some(name) = k.strip_prefix("SPIN_VARIABLE_") {
+                self.variables.entry(name.to_ascii_lowercase()).or_insert(v);
+            }
+        }
+        self
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> key_value::Error {
+    key_value::Error::Other(e.to_string())
+}
+
+fn key_path(store: &KvStore, key: &str) -> PathBuf {
+    store.dir.join(hex(key.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// Writes `value` to `key` in `dir` atomically (temp file, then rename).
+pub fn write_key(dir: &std::path::Path, key: &str, value: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(hex(key.as_bytes()));
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), hex(key.as_bytes())));
+    std::fs::write(&tmp, value)?;
+    std::fs::rename(tmp, path)
+}
+
+impl key_value::HostStore for RequestState {
+    fn open(&mut self, label: String) -> Result<Resource<KvStore>, key_value::Error> {
+        let Some(dir) = self.spin.kv_dirs.get(&label).cloned() else {
+            return Err(key_value::Error::NoSuchStore);
+        };
+        std::fs::create_dir_all(&dir).map_err(other)?;
+        self.table.push(KvStore { dir }).map_err(other)
+    }
+
+    fn get(&mut self, store: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, key_value::Error> {
+        let s = self.table.get(&store).map_err(other)?;
+        match std::fs::read(key_path(s, &key)) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn set(&mut self, store: Resource<KvStore>, key: String, value: Vec<u8>) -> Result<(), key_value::Error> {
+        let s = self.table.get(&store).map_err(other)?;
+        write_key(&s.dir, &key, &value).map_err(other)
+    }
+
+    fn delete(&mut self, store: Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
+        let s = self.table.get(&store).map_err(other)?;
+        match std::fs::remove_file(key_path(s, &key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn exists(&mut self, store: Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
+        let s = self.table.get(&store).map_err(other)?;
+        Ok(key_path(s, &key).exists())
+    }
+
+    fn get_keys(&mut self, store: Resource<KvStore>) -> Result<Vec<String>, key_value::Error> {
+        let s = self.table.get(&store).map_err(other)?;
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(&s.dir).map_err(other)? {
+            let name = entry.map_err(other)?.file_name();
+            if let Some(k) = name.to_str().filter(|n| !n.starts_with('.')).and_then(unhex) {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
+    fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+impl key_value::Host for RequestState {}
+
+impl variables::Host for RequestState {
+    fn get(&mut self, name: String) -> Result<String, variables::Error> {
+        let valid = !name.is_empty()
+            && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(variables::Error::InvalidName(name));
+        }
+        self.spin.variables.get(&name).cloned().ok_or(variables::Error::Undefined(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(unhex(&hex("config.last-good".as_bytes())).as_deref(), Some("config.last-good"));
+        assert_eq!(unhex("zz"), None);
+    }
+}
