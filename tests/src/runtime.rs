@@ -82,7 +82,7 @@ impl Runtime {
                 let port = free_port()?;
                 let mut child = Command::new(&node)
                     .arg(&wrangler)
-                    .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--log-level", "info"])
+                    .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--log-level", "log"])
                     .arg("-c")
                     .arg(dir.join("wrangler.toml"))
                     .arg("--persist-to")

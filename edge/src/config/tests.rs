@@ -1,0 +1,50 @@
+//! Config validation: the bundled file is valid, and every invalid fixture in
+//! `edge/tests/ui/config/*.yaml` produces exactly the message in the `.err` beside it.
+//! `BLESS=1 cargo test -p llm-gateway` rewrites the `.err` files after a deliberate change.
+
+use std::path::PathBuf;
+
+use super::*;
+
+#[test]
+fn bundled_config_is_valid() {
+    let c = Config::bundled().unwrap_or_else(|e| panic!("bundled config invalid:\n{e}"));
+    assert!(c.models.contains_key("local-llama"));
+    assert_eq!(c.router.default_route, "general");
+    assert!(c.router.keyword.rule_count() >= 8);
+    assert_eq!(c.models["gpt-4o-mini"].price.input_micros_per_mtok, 150_000);
+    assert_eq!(c.models["gpt-4o-mini"].api_key, Some(SecretRef("OPENAI_API_KEY".into())));
+    assert_eq!(c.models["local-llama"].locality, Locality::Local);
+}
+
+#[test]
+fn invalid_configs_match_their_golden_errors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/config");
+    let mut seen = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("fixture dir").flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
+        seen += 1;
+        let text = std::fs::read_to_string(&path).expect("read fixture");
+        let err = match Config::from_yaml(&text) {
+            Ok(_) => panic!("{} should be invalid", path.display()),
+            Err(e) => format!("{e}\n"),
+        };
+        let golden = path.with_extension("err");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&golden, &err).expect("write golden");
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("missing {}", golden.display()));
+        assert_eq!(err, want, "{}", path.display());
+    }
+    assert!(seen >= 6, "fixtures not found in {}", dir.display());
+}
+
+#[test]
+fn literal_key_is_refused_without_echoing_it() {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/config/literal-api-key.yaml"))
+        .expect("fixture");
+    let err = Config::from_yaml(&text).expect_err("invalid").to_string();
+    assert!(!err.contains("sk-proj"), "{err}");
+}
