@@ -21,6 +21,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::spin_api::{SpinConfig, SpinHost};
 
+/// wasmtime 48 has its own error type; the CLI reports through anyhow.
+fn wt(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:?}")
+}
+
 /// One request's store data.
 pub struct RequestState {
     pub wasi: WasiCtx,
@@ -56,16 +61,18 @@ struct Server {
 
 pub async fn run(opts: ServeOptions) -> Result<()> {
     let mut config = Config::new();
-    config.async_support(true);
-    let engine = Engine::new(&config)?;
+    // The gateway component needs no GC proposal; this build carries no collector.
+    config.wasm_gc(false).gc_support(false);
+    let engine = Engine::new(&config).map_err(wt)?;
     let started = std::time::Instant::now();
     let component = Component::from_file(&engine, &opts.component)
+        .map_err(wt)
         .with_context(|| format!("loading component {}", opts.component.display()))?;
     let mut linker: Linker<RequestState> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    SpinHost::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
-    let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wt)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wt)?;
+    SpinHost::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s).map_err(wt)?;
+    let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(wt)?).map_err(wt)?;
     eprintln!("wasi-host: compiled {} in {} ms", opts.component.display(), started.elapsed().as_millis());
 
     let server = Arc::new(Server {
@@ -130,18 +137,18 @@ impl Server {
             },
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(wt)?;
+        let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
         let pre = self.pre.clone();
         // The instance keeps running after the head is sent, to stream the body.
         let task = tokio::task::spawn(async move {
             let _permit = permit;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(store, req, out).await
+            let proxy = pre.instantiate_async(&mut store).await.map_err(wt)?;
+            proxy.wasi_http_incoming_handler().call_handle(store, req, out).await.map_err(wt)
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(e.into()),
+            Ok(Err(e)) => Err(anyhow::anyhow!("the component failed: {e:?}")),
             Err(_) => match task.await {
                 Ok(Ok(())) => bail!("the component never set a response"),
                 Ok(Err(e)) => Err(e.context("the component failed before responding")),

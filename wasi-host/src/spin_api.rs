@@ -16,7 +16,7 @@ use crate::serve::RequestState;
 wasmtime::component::bindgen!({
     path: "wit",
     world: "spin-host",
-    with: { "fermyon:spin/key-value/store": KvStore },
+    with: { "fermyon:spin/key-value.store": KvStore },
 });
 
 pub use fermyon::spin::{key_value, variables};

