@@ -190,21 +190,37 @@ fn models(config: &Config, source: Source) -> Value {
     json!({"object": "list", "data": data, "config_source": source.as_str()})
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` (by header or by count).
-async fn read_limited(mut body: crate::gateway::InboundBody, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+/// Past the limit the rest of the body is read and discarded up to this many bytes, so that the
+/// client, still sending, receives the 413 instead of a connection reset.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads the body, refusing it once it passes `limit` (by header or by count).
+async fn read_limited(mut body: InboundBody, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(body).await;
         return Err(GatewayError::PayloadTooLarge { limit });
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| GatewayError::bad_request(format!("could not read the request body: {e}"), None))?;
         if buf.len() + chunk.len() > limit {
+            drain(body).await;
             return Err(GatewayError::PayloadTooLarge { limit });
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+async fn drain(mut body: InboundBody) {
+    let mut seen = 0;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
+            break;
+        }
+    }
 }
 
 fn request_id<P: Platform>(p: &P, headers: &http::HeaderMap) -> String {

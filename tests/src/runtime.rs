@@ -93,6 +93,8 @@ impl Runtime {
                     .current_dir(&dir)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
+                    // wrangler starts workerd as a child: its own process group lets Drop stop both.
+                    .process_group(0)
                     .kill_on_drop(true)
                     .spawn()
                     .context("starting wrangler dev")?;
@@ -112,6 +114,7 @@ impl Runtime {
                     .arg(format!("--var=anthropic_api_key={ANTHROPIC_KEY}"))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
+                    .process_group(0)
                     .kill_on_drop(true)
                     .spawn()
                     .context("starting wasi-host serve")?;
@@ -192,6 +195,13 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // Stop the whole process group (wrangler and its workerd), politely first.
+        if let Some(pid) = self._child.id() {
+            let group = format!("-{pid}");
+            let _ = std::process::Command::new("kill").args(["-TERM", "--", &group]).status();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
