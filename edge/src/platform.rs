@@ -21,6 +21,7 @@ pub mod spin;
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, FetchError>>>>;
 
 /// A request to a provider. Its headers hold credentials: `Debug` never prints them.
+#[derive(Clone)]
 pub struct UpstreamRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,

@@ -92,7 +92,7 @@ pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, cha
                 break;
             }
             attempts += 1;
-            let upstream = fetch_clone(&request);
+            let upstream = request.clone();
             match attempt(p, model, chat, upstream, key.as_deref(), deadline - now).await {
                 Ok(output) => return Outcome { attempts, result: Ok(Served { model: name.clone(), output }) },
                 Err(Failure::Terminal(e)) => return Outcome { attempts, result: Err(e) },
@@ -114,10 +114,6 @@ pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, cha
         Err(GatewayError::AllAttemptsFailed { route: decision.route.clone(), attempts: failures })
     };
     Outcome { attempts, result }
-}
-
-fn fetch_clone(r: &crate::platform::UpstreamRequest) -> crate::platform::UpstreamRequest {
-    crate::platform::UpstreamRequest { url: r.url.clone(), headers: r.headers.clone(), body: r.body.clone() }
 }
 
 /// How long to wait before retrying the same model; `None` to move on to the next model.
