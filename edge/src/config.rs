@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::auth::{self, ClientKey};
+use crate::policy::pii::PiiClass;
 use crate::providers::ProviderKind;
 use crate::router::keyword::{KeywordRule, KeywordTier};
 use raw::{RawConfig, RawDefaults, RawModel};
@@ -30,6 +32,11 @@ pub struct Config {
     pub routes: BTreeMap<String, Route>,
     pub router: RouterConfig,
     pub total_timeout_ms: u64,
+    pub auth: AuthConfig,
+    /// Client keys from the YAML, by name.
+    pub keys: BTreeMap<String, Arc<ClientKey>>,
+    pub privacy: Privacy,
+    pub audit: AuditConfig,
     /// sha256 of the YAML text, hex: names the config in logs and `/healthz`.
     pub digest: String,
 }
@@ -38,6 +45,34 @@ pub struct Config {
 pub struct Server {
     pub max_body_bytes: usize,
     pub config_refresh_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub kv_keys: bool,
+    pub kv_cache_secs: u64,
+    pub counters: Counters,
+}
+
+/// Where rate-limit and budget counters live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counters {
+    /// Durable Objects on Workers, the key-value store on Spin: shared by every instance.
+    Platform,
+    /// This isolate or instance only.
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct Privacy {
+    pub pii: Vec<PiiClass>,
+    pub max_scan_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Put the prompt and completion, PII-redacted, in the audit record.
+    pub include_prompts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +115,16 @@ pub struct Model {
     pub locality: Locality,
     pub attempt: AttemptPolicy,
     pub max_output_tokens: u32,
+    /// Requests and tokens per minute for this model across all keys.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Capability {
     pub route: String,
     pub description: Option<String>,
+    pub local_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +132,7 @@ pub struct Route {
     pub name: String,
     pub models: Vec<String>,
     pub description: Option<String>,
+    pub require_local: bool,
 }
 
 #[derive(Debug)]
@@ -156,7 +196,7 @@ impl Config {
     }
 }
 
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(pub(crate) Vec<Problem>);
 
 impl Problems {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -218,6 +258,20 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         }
     }
 
+    let has_local = |route: &str| {
+        raw.routes.get(route).is_some_and(|r| r.models.iter().any(|m| models.get(m).is_some_and(|m| m.locality == Locality::Local)))
+    };
+    for (name, r) in &raw.routes {
+        if r.require_local == Some(true) && !has_local(name) {
+            p.push(format!("routes.{name}.require_local"), "the route has no model with locality: local");
+        }
+    }
+    for (name, c) in &raw.capabilities {
+        if c.local_only == Some(true) && raw.routes.contains_key(&c.route) && !has_local(&c.route) {
+            p.push(format!("capabilities.{name}.local_only"), format!("route \"{}\" has no model with locality: local", c.route));
+        }
+    }
+
     let router = &raw.router;
     if !raw.routes.contains_key(&router.default_route) {
         p.unknown("router.default_route", "route", &router.default_route, &route_names);
@@ -229,6 +283,31 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         }
     }
     let keyword = validate_keyword(&mut p, &raw, &cap_names, &route_names);
+    let auth = validate_auth(&mut p, &raw);
+    let known = auth::Known { models: model_names.clone(), routes: route_names.clone(), capabilities: cap_names.clone() };
+    let mut keys = BTreeMap::new();
+    let mut hashes = BTreeMap::new();
+    for (name, k) in &raw.keys {
+        let at = format!("keys.{name}");
+        check_name(&mut p, &at, name);
+        if k.name.as_ref().is_some_and(|n| n != name) {
+            p.push(format!("{at}.name"), "must match the key's name in the map (or be left out)");
+        }
+        match auth::validate_key(&at, name, k, None, &known) {
+            Ok(key) => {
+                if let Some(other) = hashes.insert(key.hash, name.clone()) {
+                    p.push(format!("{at}.hash"), format!("the same hash as keys.{other}"));
+                }
+                keys.insert(name.clone(), Arc::new(key));
+            }
+            Err(problems) => p.0.extend(problems),
+        }
+    }
+    if raw.keys.is_empty() && !auth.kv_keys {
+        p.push("keys", "no client keys: add keys here (`gateway keys create`) or set auth.kv_keys: true");
+    }
+    let privacy = validate_privacy(&mut p, &raw);
+    let audit = validate_audit(&raw);
 
     if !p.0.is_empty() {
         return Err(ConfigError { problems: p.0 });
@@ -236,12 +315,15 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
     let capabilities = raw
         .capabilities
         .into_iter()
-        .map(|(k, c)| (k, Capability { route: c.route, description: c.description }))
+        .map(|(k, c)| (k, Capability { route: c.route, description: c.description, local_only: c.local_only.unwrap_or(false) }))
         .collect();
     let routes = raw
         .routes
         .into_iter()
-        .map(|(k, r)| (k.clone(), Route { name: k, models: r.models, description: r.description }))
+        .map(|(k, r)| {
+            let require_local = r.require_local.unwrap_or(false);
+            (k.clone(), Route { name: k, models: r.models, description: r.description, require_local })
+        })
         .collect();
     Ok(Config {
         server: Server { max_body_bytes, config_refresh_secs: raw.server.config_refresh_secs.unwrap_or(10) },
@@ -250,8 +332,69 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         routes,
         router: RouterConfig { default_route: raw.router.default_route, aliases, keyword },
         total_timeout_ms,
+        auth,
+        keys,
+        privacy,
+        audit,
         digest,
     })
+}
+
+fn validate_auth(p: &mut Problems, raw: &RawConfig) -> AuthConfig {
+    let a = &raw.auth;
+    let counters = match a.counters.as_deref() {
+        None | Some("platform") => Counters::Platform,
+        Some("memory") => Counters::Memory,
+        Some(other) => {
+            p.push("auth.counters", format!("unknown counter store \"{other}\" (known: platform, memory)"));
+            Counters::Platform
+        }
+    };
+    AuthConfig { kv_keys: a.kv_keys.unwrap_or(false), kv_cache_secs: a.kv_cache_secs.unwrap_or(30), counters }
+}
+
+fn validate_privacy(p: &mut Problems, raw: &RawConfig) -> Privacy {
+    let names = raw.privacy.pii.clone().unwrap_or_else(|| PiiClass::ALL.iter().map(|c| c.as_str().to_owned()).collect());
+    let mut pii = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        match PiiClass::parse(n) {
+            Some(c) => pii.push(c),
+            None => {
+                let known: Vec<&str> = PiiClass::ALL.iter().map(|c| c.as_str()).collect();
+                p.push(format!("privacy.pii[{i}]"), format!("unknown PII class \"{n}\" (known: {})", known.join(", ")));
+            }
+        }
+    }
+    let max_scan_bytes = raw.privacy.max_scan_bytes.unwrap_or(256 * 1024);
+    if max_scan_bytes == 0 {
+        p.push("privacy.max_scan_bytes", "must be greater than 0");
+    }
+    Privacy { pii, max_scan_bytes }
+}
+
+fn validate_audit(raw: &RawConfig) -> AuditConfig {
+    AuditConfig { include_prompts: raw.audit.include_prompts.unwrap_or(false) }
+}
+
+/// `secret:NAME` to a reference; anything else is refused without echoing the value.
+fn secret_ref(p: &mut Problems, path: &str, v: &str) -> Option<SecretRef> {
+    match v.strip_prefix("secret:") {
+        Some(n) if is_secret_name(n) => Some(SecretRef(n.to_owned())),
+        Some(n) => {
+            p.push(path, format!("\"{n}\" is not a valid secret name (letters, digits and _, not starting with a digit)"));
+            None
+        }
+        None => {
+            // Never echo the value: it may be a real key pasted by mistake.
+            p.push(path, "provider keys must be referenced as secret:NAME and set as a platform secret, never written in the YAML");
+            None
+        }
+    }
+}
+
+/// USD to integer nano-dollars.
+pub fn usd_to_nanos(usd: f64) -> u64 {
+    (usd * 1e9).round() as u64
 }
 
 fn validate_model(
@@ -272,21 +415,7 @@ fn validate_model(
     if !scheme_ok || base_url.parse::<http::Uri>().is_err() || base_url.contains(char::is_whitespace) {
         p.push(at("base_url"), format!("\"{}\" is not an http(s) URL", m.base_url));
     }
-    let api_key = match &m.api_key {
-        None => None,
-        Some(v) => match v.strip_prefix("secret:") {
-            Some(n) if is_secret_name(n) => Some(SecretRef(n.to_owned())),
-            Some(n) => {
-                p.push(at("api_key"), format!("\"{n}\" is not a valid secret name (letters, digits and _, not starting with a digit)"));
-                None
-            }
-            None => {
-                // Never echo the value: it may be a real key pasted by mistake.
-                p.push(at("api_key"), "provider keys must be referenced as secret:NAME and set as a platform secret, never written in the YAML");
-                None
-            }
-        },
-    };
+    let api_key = m.api_key.as_deref().and_then(|v| secret_ref(p, &at("api_key"), v));
     for (i, c) in m.capabilities.iter().enumerate() {
         if !caps.contains(&c) {
             p.unknown(at(&format!("capabilities[{i}]")), "capability", c, caps);
@@ -323,6 +452,11 @@ fn validate_model(
         p.push(at("retries"), "at most 10 retries per model");
     }
     let max_output_tokens = m.max_output_tokens.or(d.max_output_tokens).unwrap_or(4096);
+    for (field, v) in [("rpm", m.rpm), ("tpm", m.tpm)] {
+        if v == Some(0) {
+            p.push(at(field), "must be greater than 0");
+        }
+    }
     Some(Model {
         name: name.to_owned(),
         provider: provider?,
@@ -335,6 +469,8 @@ fn validate_model(
         locality,
         attempt,
         max_output_tokens,
+        rpm: m.rpm,
+        tpm: m.tpm,
     })
 }
 

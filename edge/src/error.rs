@@ -32,6 +32,9 @@ pub enum AttemptError {
     ModelNotFound { status: u16 },
     #[error("secret {0} is not set")]
     MissingSecret(String),
+    /// The gateway's own per-model limit (`models.*.rpm` / `tpm`).
+    #[error("the gateway's rate limit for this model is reached")]
+    ModelLimit { retry_after_ms: Option<u64> },
     #[error("malformed response: {0}")]
     Malformed(String),
     #[error("stream ended before its first event")]
@@ -84,6 +87,17 @@ pub enum GatewayError {
     AllAttemptsFailed { route: String, attempts: Vec<AttemptFailure> },
     #[error("internal error (request id {request_id})")]
     Internal { request_id: String, detail: String },
+    /// Missing, unknown or revoked client key: one message for all, so nothing is revealed.
+    #[error("Invalid API key. Send a gateway key as `Authorization: Bearer <key>` or `x-api-key: <key>`.")]
+    Unauthorized,
+    #[error("{message}")]
+    Forbidden { message: String, code: &'static str },
+    /// A per-key or per-model rate limit of the gateway.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_ms: Option<u64> },
+    /// A key's daily or monthly budget is spent.
+    #[error("{message}")]
+    QuotaExceeded { message: String, retry_after_ms: Option<u64> },
 }
 
 fn describe_attempts(route: &str, attempts: &[AttemptFailure]) -> String {
@@ -104,7 +118,11 @@ impl GatewayError {
             | Self::PayloadTooLarge { .. }
             | Self::NotFound { .. }
             | Self::MethodNotAllowed { .. }
-            | Self::UpstreamRejected { .. } => Blame::Client,
+            | Self::UpstreamRejected { .. }
+            | Self::Unauthorized
+            | Self::Forbidden { .. }
+            | Self::RateLimited { .. }
+            | Self::QuotaExceeded { .. } => Blame::Client,
             Self::AllAttemptsFailed { .. } => Blame::Upstream,
             Self::Internal { .. } => Blame::Internal,
         }
@@ -119,7 +137,7 @@ impl GatewayError {
             Self::UpstreamRejected { status, .. } => *status,
             Self::AllAttemptsFailed { attempts, .. } => {
                 let all = |f: fn(&AttemptError) -> bool| !attempts.is_empty() && attempts.iter().all(|a| f(&a.error));
-                if all(|e| matches!(e, AttemptError::RateLimited { .. })) {
+                if all(|e| matches!(e, AttemptError::RateLimited { .. } | AttemptError::ModelLimit { .. })) {
                     429
                 } else if all(|e| matches!(e, AttemptError::Timeout(_))) {
                     504
@@ -128,6 +146,21 @@ impl GatewayError {
                 }
             }
             Self::Internal { .. } => 500,
+            Self::Unauthorized => 401,
+            Self::Forbidden { .. } => 403,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => 429,
+        }
+    }
+
+    /// Headers the error response carries (`Retry-After`).
+    pub fn headers(&self) -> Vec<(String, String)> {
+        match self {
+            Self::RateLimited { retry_after_ms: Some(ms), .. } | Self::QuotaExceeded { retry_after_ms: Some(ms), .. } => vec![
+                ("retry-after".into(), ms.div_ceil(1000).to_string()),
+                ("retry-after-ms".into(), ms.to_string()),
+            ],
+            Self::Unauthorized => vec![("www-authenticate".into(), "Bearer".into())],
+            _ => Vec::new(),
         }
     }
 
@@ -146,6 +179,10 @@ impl GatewayError {
                 _ => ("upstream_error", None, "upstream_unavailable"),
             },
             Self::Internal { .. } => ("server_error", None, "internal_error"),
+            Self::Unauthorized => ("invalid_request_error", None, "invalid_api_key"),
+            Self::Forbidden { code, .. } => ("permission_error", None, code),
+            Self::RateLimited { .. } => ("rate_limit_error", None, "rate_limit_exceeded"),
+            Self::QuotaExceeded { .. } => ("insufficient_quota", None, "insufficient_quota"),
         }
     }
 

@@ -1,23 +1,27 @@
 //! The HTTP surface: `POST /v1/chat/completions`, `GET /v1/models`, `GET /healthz`.
 //!
 //! `Gateway::handle` takes a platform-neutral request and returns a platform-neutral response;
-//! the shells only convert. It reads the body within the configured limit, picks the config
-//! (bundled or KV), routes, proxies, renders errors once as OpenAI JSON, and logs one line.
+//! the shells only convert. It picks the config (bundled or KV), runs the endpoint (the chat
+//! flow is `gateway/chat.rs`), renders errors once as OpenAI JSON, and writes the audit record
+//! (for a stream, when it ends). Every endpoint but `/healthz` needs a client key.
 
 use std::pin::Pin;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use http::Method;
 use serde_json::{json, Value};
 
-use crate::api::ParsedChat;
-use crate::config::store::{ConfigStore, Source};
+use crate::audit::Record;
+use crate::auth::ClientKey;
+use crate::config::store::ConfigStore;
 use crate::config::{Config, BUNDLED_YAML};
 use crate::error::{Blame, GatewayError};
 use crate::platform::{FetchError, Platform};
-use crate::proxy::{self, Output, SseStream};
-use crate::router::{self, Decision};
+use crate::proxy::SseStream;
+
+mod chat;
 
 pub type InboundBody = Pin<Box<dyn Stream<Item = Result<Bytes, FetchError>>>>;
 
@@ -40,23 +44,19 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(status: u16, v: &Value) -> Self {
+    pub(crate) fn json(status: u16, v: &Value) -> Self {
         Self {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: Body::Full(Bytes::from(v.to_string())),
         }
     }
-
-    fn header(mut self, k: &str, v: impl Into<String>) -> Self {
-        self.headers.push((k.to_owned(), v.into()));
-        self
-    }
 }
 
-/// One per isolate / instance: holds the config cache.
+/// One per isolate / instance: holds the config cache, in-memory counters and the key cache.
 pub struct Gateway {
     store: ConfigStore,
+    shared: Rc<chat::Shared>,
 }
 
 impl Default for Gateway {
@@ -65,68 +65,78 @@ impl Default for Gateway {
     }
 }
 
-/// What the request log line records.
-#[derive(Default)]
-struct Trace {
-    decision: Option<Decision>,
-    model: Option<String>,
-    attempts: u32,
-}
-
 impl Gateway {
     pub fn new(bundled_yaml: &str) -> Self {
-        Self { store: ConfigStore::new(bundled_yaml) }
+        Self { store: ConfigStore::new(bundled_yaml), shared: Rc::default() }
     }
 
     pub async fn handle<P: Platform>(&self, p: &P, req: Request) -> Response {
-        let started = p.now_ms();
         let request_id = request_id(p, &req.headers);
-        let (method, path) = (req.method.clone(), req.path.clone());
-        let mut trace = Trace::default();
-        let result = self.dispatch(p, req, &request_id, &mut trace).await;
-        let (resp, error) = match result {
-            Ok(r) => (r, None),
+        let mut rec = Record {
+            request_id: request_id.clone(),
+            method: req.method.to_string(),
+            path: req.path.split('?').next().unwrap_or("").to_owned(),
+            started_ms: p.now_ms(),
+            outcome: "completed",
+            ..Record::default()
+        };
+        let result = self.dispatch(p, req, &request_id, &mut rec).await;
+        let (mut resp, finish) = match result {
+            Ok(r) => r,
             Err(e) => {
                 let e = match e {
                     GatewayError::Internal { detail, .. } => GatewayError::Internal { request_id: request_id.clone(), detail },
                     other => other,
                 };
-                (Response::json(e.status(), &e.to_json()), Some(e))
+                let mut resp = Response::json(e.status(), &e.to_json());
+                resp.headers.extend(e.headers());
+                let level = match e.blame() {
+                    Blame::Client => "info",
+                    Blame::Upstream => "warn",
+                    Blame::Internal => "error",
+                };
+                let message = match &e {
+                    GatewayError::Internal { detail, .. } => detail.clone(),
+                    other => other.to_string(),
+                };
+                rec.error = Some((message, level));
+                rec.outcome = "error";
+                (resp, None)
             }
         };
-        let mut resp = resp.header("x-request-id", request_id.clone());
-        if let Some(d) = &trace.decision {
-            resp = resp
-                .header("x-gateway-route", d.route.clone())
-                .header("x-gateway-tier", d.tier.as_str())
-                .header("x-gateway-attempts", trace.attempts.to_string());
+        resp.headers.push(("x-request-id".into(), request_id));
+        if let Some(d) = &rec.decision {
+            resp.headers.push(("x-gateway-route".into(), d.route.clone()));
+            resp.headers.push(("x-gateway-tier".into(), d.tier.as_str().into()));
+            resp.headers.push(("x-gateway-attempts".into(), rec.attempts.to_string()));
             if let Some(c) = &d.capability {
-                resp = resp.header("x-gateway-capability", c.clone());
+                resp.headers.push(("x-gateway-capability".into(), c.clone()));
             }
             if let Some(c) = d.confidence {
-                resp = resp.header("x-gateway-confidence", format!("{c:.3}"));
+                resp.headers.push(("x-gateway-confidence".into(), format!("{c:.3}")));
             }
         }
-        if let Some(m) = &trace.model {
-            resp = resp.header("x-gateway-model", m.clone());
+        if let Some(m) = &rec.model {
+            resp.headers.push(("x-gateway-model".into(), m.clone()));
         }
-        let mut line = json!({
-            "event": "request", "request_id": request_id, "method": method.as_str(), "path": path,
-            "status": resp.status, "latency_ms": p.now_ms().saturating_sub(started),
-            "route": trace.decision.as_ref().map(|d| d.route.clone()),
-            "tier": trace.decision.as_ref().map(|d| d.tier.as_str()),
-            "capability": trace.decision.as_ref().and_then(|d| d.capability.clone()),
-            "model": trace.model, "attempts": trace.attempts,
-        });
-        if let Some(e) = &error {
-            line["level"] = json!(match e.blame() { Blame::Client => "info", Blame::Upstream => "warn", Blame::Internal => "error" });
-            line["error"] = json!(match e { GatewayError::Internal { detail, .. } => detail.clone(), other => other.to_string() });
+        rec.status = resp.status;
+        match (resp.body, finish) {
+            (Body::Stream(s), Some(finish)) => resp.body = Body::Stream(chat::audited(s, finish, rec)),
+            (body, _) => {
+                resp.body = body;
+                p.log(&rec.to_json(p.now_ms()));
+            }
         }
-        p.log(&line);
         resp
     }
 
-    async fn dispatch<P: Platform>(&self, p: &P, req: Request, request_id: &str, trace: &mut Trace) -> Result<Response, GatewayError> {
+    async fn dispatch<P: Platform>(
+        &self,
+        p: &P,
+        req: Request,
+        request_id: &str,
+        rec: &mut Record,
+    ) -> Result<(Response, Option<chat::Finish<P>>), GatewayError> {
         let path = req.path.split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
         let allowed = match path.as_str() {
             "/v1/chat/completions" | "/chat/completions" => "POST",
@@ -141,53 +151,34 @@ impl Gateway {
             detail,
         })?;
         match path.as_str() {
-            "/healthz" => Ok(Response::json(200, &json!({
-                "status": "ok", "config_source": source.as_str(), "config_digest": config.digest,
-                "models": config.models.len(), "routes": config.routes.len(),
-            }))),
-            "/v1/models" | "/models" => Ok(Response::json(200, &models(&config, source))),
-            _ => self.chat(p, &config, req, trace).await,
+            "/healthz" => Ok((Response::json(200, &json!({"status": "ok", "config_source": source.as_str(), "config_digest": config.digest})), None)),
+            "/v1/models" | "/models" => {
+                let key = chat::authenticate(&self.shared, p, &config, &req.headers).await?;
+                rec.key = Some(key.name.clone());
+                Ok((Response::json(200, &models(&config, &key)), None))
+            }
+            _ => chat::chat(&self.shared, p, config, req, rec).await,
         }
-    }
-
-    async fn chat<P: Platform>(&self, p: &P, config: &Config, req: Request, trace: &mut Trace) -> Result<Response, GatewayError> {
-        let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
-        let chat = ParsedChat::from_slice(&body)?;
-        let decision = router::decide(config, &chat)?;
-        trace.decision = Some(decision.clone());
-        let outcome = proxy::serve(p, config, &decision, &chat).await;
-        trace.attempts = outcome.attempts;
-        let served = outcome.result?;
-        trace.model = Some(served.model);
-        Ok(match served.output {
-            Output::Json(v) => Response::json(200, &v),
-            Output::Stream(s) => Response {
-                status: 200,
-                headers: vec![
-                    ("content-type".into(), "text/event-stream; charset=utf-8".into()),
-                    ("cache-control".into(), "no-cache".into()),
-                ],
-                body: Body::Stream(s),
-            },
-        })
     }
 }
 
-fn models(config: &Config, source: Source) -> Value {
+/// The models and routes this key may use.
+fn models(config: &Config, key: &ClientKey) -> Value {
     let mut data: Vec<Value> = config
         .models
         .values()
+        .filter(|m| key.may_use_model(&m.name) && (key.allow_cloud || m.locality == crate::config::Locality::Local))
         .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.provider.name(),
             "capabilities": m.capabilities, "context_window": m.context_window,
             "locality": match m.locality { crate::config::Locality::Local => "local", crate::config::Locality::Cloud => "cloud" }}))
         .collect();
-    for r in config.routes.values() {
+    for r in config.routes.values().filter(|r| key.may_use_route(&r.name)) {
         data.push(json!({"id": r.name, "object": "model", "created": 0, "owned_by": "llm-gateway:route", "models": r.models}));
     }
     for a in &config.router.aliases {
         data.push(json!({"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway:router"}));
     }
-    json!({"object": "list", "data": data, "config_source": source.as_str()})
+    json!({"object": "list", "data": data})
 }
 
 /// Past the limit the rest of the body is read and discarded up to this many bytes, so that the
@@ -213,7 +204,7 @@ async fn read_limited(mut body: InboundBody, headers: &http::HeaderMap, limit: u
     Ok(buf.freeze())
 }
 
-async fn drain(mut body: InboundBody) {
+pub(crate) async fn drain(mut body: InboundBody) {
     let mut seen = 0;
     while let Some(Ok(chunk)) = body.next().await {
         seen += chunk.len();

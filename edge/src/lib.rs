@@ -2,11 +2,15 @@
 //!
 //! A tour, in the order a request travels:
 //! - `gateway`: the HTTP surface (`/v1/chat/completions`, `/v1/models`, `/healthz`), body limits,
-//!   error rendering, the per-request log line.
+//!   error rendering; `gateway/chat.rs` is the zero-trust request flow.
+//! - `auth`: client keys (hashed), presented as Bearer or `x-api-key`.
 //! - `config`: the one YAML file, parsed then validated into `Config`; `config::store` swaps in a
 //!   KV copy at run time.
 //! - `api`: OpenAI request types (typed view + the caller's JSON, passed through).
 //! - `router`: the cascade that picks a route; `router::keyword` is tier 1.
+//! - `policy`: the key's allow-lists, data residency (`policy::pii`), cost caps; `policy::ledger`
+//!   is the rate-limit and budget state machine, `policy::cost` the token and price arithmetic.
+//! - `audit`: the one structured record per request.
 //! - `proxy`: attempts, retries, `Retry-After`, fallback, the SSE pump.
 //! - `providers`: encode/decode per provider, no I/O (`openai`, `anthropic`).
 //! - `platform`: the traits where platforms differ, and the two thin shells:
@@ -14,10 +18,13 @@
 //! - `error`: one error type, who is to blame, OpenAI-shaped JSON.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod platform;
+pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod router;

@@ -1,4 +1,5 @@
-//! The seams where platforms differ: HTTP fetch, clock, randomness, key-value, secrets, logs.
+//! The seams where platforms differ: HTTP fetch, clock, randomness, key-value, secrets, shared
+//! counters, logs.
 //!
 //! Each trait is a couple of methods. Futures are not `Send`: Workers futures are
 //! single-threaded. The Workers and Spin shells (`platform/workers.rs`, `platform/spin.rs`)
@@ -90,12 +91,18 @@ pub trait Secrets {
     fn secret(&self, name: &str) -> impl Future<Output = Option<String>>;
 }
 
+/// Rate-limit and budget counters shared by every instance: a Durable Object per subject on
+/// Workers, compare-and-swap on the key-value store on Spin. Applies `op` atomically.
+pub trait Ledger {
+    fn ledger(&self, subject: &str, op: &crate::policy::ledger::Op) -> impl Future<Output = Result<crate::policy::ledger::Reply, KvError>>;
+}
+
 /// One structured JSON line to the platform's log (Workers logs, Spin/host stderr).
 pub trait Log {
     fn log(&self, record: &serde_json::Value);
 }
 
 /// Everything the core needs from a platform. Cheap to clone; lives as long as the request.
-pub trait Platform: HttpClient + Clock + Random + KeyValue + Secrets + Log + Clone + 'static {}
+pub trait Platform: HttpClient + Clock + Random + KeyValue + Secrets + Ledger + Log + Clone + 'static {}
 
-impl<T: HttpClient + Clock + Random + KeyValue + Secrets + Log + Clone + 'static> Platform for T {}
+impl<T: HttpClient + Clock + Random + KeyValue + Secrets + Ledger + Log + Clone + 'static> Platform for T {}

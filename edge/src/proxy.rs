@@ -8,10 +8,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
-use futures::future::{select, Either};
+use futures::future::{select, Either, LocalBoxFuture};
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 
@@ -62,7 +63,10 @@ enum Failure {
     Terminal(GatewayError),
 }
 
-pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, chat: &ParsedChat) -> Outcome {
+/// Admits an attempt on a model (the gateway's per-model rate limits); an error skips the model.
+pub type Gate<'a> = dyn Fn(Arc<Model>) -> LocalBoxFuture<'static, Result<(), AttemptError>> + 'a;
+
+pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, chat: &ParsedChat, gate: &Gate<'_>) -> Outcome {
     let deadline = p.now_ms() + config.total_timeout_ms;
     let mut failures: Vec<AttemptFailure> = Vec::new();
     let mut attempts = 0;
@@ -86,6 +90,10 @@ pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, cha
                 continue;
             }
         };
+        if let Err(e) = gate(Arc::clone(model)).await {
+            failures.push(fail(e));
+            continue;
+        }
         for retry in 0..=model.attempt.retries {
             let now = p.now_ms();
             if now >= deadline {

@@ -35,6 +35,11 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// The router chose (the caller asked for a router alias).
+    pub fn is_cascade(self) -> bool {
+        matches!(self, Tier::Keyword | Tier::Default)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Model => "model",

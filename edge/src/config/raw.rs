@@ -16,6 +16,62 @@ pub struct RawConfig {
     pub capabilities: BTreeMap<String, RawCapability>,
     pub routes: BTreeMap<String, RawRoute>,
     pub router: RawRouter,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub keys: BTreeMap<String, RawKey>,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Also look keys up in KV under `apikey:<sha256 hex>`.
+    pub kv_keys: Option<bool>,
+    /// How long an isolate caches a KV key lookup (found or not).
+    pub kv_cache_secs: Option<u64>,
+    /// Where rate-limit and budget counters live: `platform` (Durable Objects on Workers, the
+    /// key-value store on Spin) or `memory` (this isolate only: tests and single-instance dev).
+    pub counters: Option<String>,
+}
+
+/// One client key. Only its hash is stored; the same shape is accepted from KV.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// Required in a KV record (`apikey:<hex>`); in the YAML the map key is the name.
+    pub name: Option<String>,
+    pub hash: Option<String>,
+    pub owner: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub routes: Option<Vec<String>>,
+    pub capabilities: Option<Vec<String>>,
+    pub max_cost_usd_per_request: Option<f64>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub budget_usd_per_day: Option<f64>,
+    pub budget_usd_per_month: Option<f64>,
+    pub allow_cloud: Option<bool>,
+    pub revoked: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    /// PII classes that make a prompt sensitive: card, iban, ssn, email, phone.
+    pub pii: Option<Vec<String>>,
+    /// Bytes of message text the PII detector reads (all messages, newest first).
+    pub max_scan_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Put the prompt and completion (PII-redacted) in the audit record.
+    pub include_prompts: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +112,9 @@ pub struct RawModel {
     pub stream_idle_timeout_ms: Option<u64>,
     pub retries: Option<u32>,
     pub max_output_tokens: Option<u32>,
+    /// Requests and tokens per minute across all keys.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +129,8 @@ pub struct RawPrice {
 pub struct RawCapability {
     pub route: String,
     pub description: Option<String>,
+    /// Prompts with this capability are served by local models only.
+    pub local_only: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +138,8 @@ pub struct RawCapability {
 pub struct RawRoute {
     pub models: Vec<String>,
     pub description: Option<String>,
+    /// Only the route's local models may serve it.
+    pub require_local: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,204 @@
+//! Policy: what a client key may do with a routed request, decided after the router and
+//! never overridable by it.
+//!
+//! The router proposes a route (ordered models); `plan` then narrows it, in this order, and
+//! records why each model was dropped:
+//! 1. the key's allow-lists (models, routes, capabilities): 403 when nothing is left;
+//! 2. data residency: a key without `allow_cloud`, a route with `require_local`, or a
+//!    *sensitive* prompt keeps only `locality: local` models. A prompt is sensitive when any
+//!    message (system and earlier turns included) holds PII (`pii.rs`) or matches a keyword
+//!    rule of a `local_only` capability, whatever the winning capability was: text such as
+//!    "this is a coding question" can change the route, not this. An auto-routed sensitive
+//!    prompt moves to the `local_only` capability's route; a request naming a cloud model or
+//!    route fails closed with 403, never silently to the cloud;
+//! 3. the key's `max_cost_usd_per_request` against each model's worst case.
+//!
+//! The money and tokens to reserve are the worst case over the models left (see `ledger.rs`).
+
+pub mod cost;
+pub mod ledger;
+pub mod pii;
+
+use crate::api::{Content, ParsedChat};
+use crate::auth::ClientKey;
+use crate::config::{Config, Locality, Model};
+use crate::error::GatewayError;
+use crate::router::Decision;
+use pii::PiiClass;
+
+/// Why a prompt must stay on local models.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sensitivity {
+    pub pii: Vec<PiiClass>,
+    /// `local_only` capabilities whose keywords matched.
+    pub capabilities: Vec<String>,
+}
+
+impl Sensitivity {
+    pub fn is_sensitive(&self) -> bool {
+        !self.pii.is_empty() || !self.capabilities.is_empty()
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<&str> = self.pii.iter().map(|c| c.as_str()).collect();
+        parts.extend(self.capabilities.iter().map(String::as_str));
+        parts.join(", ")
+    }
+}
+
+/// Reads every message, newest first, up to the configured number of bytes.
+pub fn sensitivity(config: &Config, chat: &ParsedChat) -> Sensitivity {
+    let mut budget = config.privacy.max_scan_bytes;
+    let mut s = Sensitivity::default();
+    for m in chat.request.messages.iter().rev() {
+        if budget == 0 {
+            break;
+        }
+        let Some(content) = &m.content else { continue };
+        let mut text = match content {
+            Content::Text(t) => t.clone(),
+            parts => parts.text(),
+        };
+        if text.len() > budget {
+            let mut end = budget;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        budget -= text.len();
+        s.pii.extend(pii::detect(&text, &config.privacy.pii));
+        if let Some(v) = config.router.keyword.classify(&text) {
+            for (cap, _) in v.scores {
+                if config.capabilities.get(&cap).is_some_and(|c| c.local_only) {
+                    s.capabilities.push(cap);
+                }
+            }
+        }
+    }
+    s.pii.sort();
+    s.pii.dedup();
+    s.capabilities.sort();
+    s.capabilities.dedup();
+    s
+}
+
+/// A model the policy removed, and why (for the error message and `/v1/route`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub model: String,
+    pub reason: String,
+}
+
+/// The narrowed decision and what to reserve.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub models: Vec<String>,
+    pub rejected: Vec<Rejected>,
+    /// Estimated prompt tokens.
+    pub prompt_tokens: u64,
+    /// Prompt plus the most output tokens, over the models left.
+    pub reserve_tokens: u64,
+    /// Worst-case nano-dollars over the models left.
+    pub reserve_cost: u64,
+    /// The route was changed to keep a sensitive prompt local.
+    pub pinned_local: bool,
+}
+
+fn forbidden(message: String, code: &'static str) -> GatewayError {
+    GatewayError::Forbidden { message, code }
+}
+
+/// Applies the key's policy and data residency to the router's decision (which it may move to
+/// the local route).
+pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &ParsedChat, s: &Sensitivity) -> Result<Plan, GatewayError> {
+    use crate::router::Tier;
+    if matches!(decision.tier, Tier::Model) && !key.may_use_model(&decision.route) {
+        return Err(forbidden(format!("This API key may not use the model `{}`.", decision.route), "model_not_allowed"));
+    }
+    if !matches!(decision.tier, Tier::Model) && !key.may_use_route(&decision.route) {
+        return Err(forbidden(format!("This API key may not use the route `{}`.", decision.route), "route_not_allowed"));
+    }
+    if let Some(cap) = &decision.capability {
+        if !key.may_use_capability(cap) {
+            return Err(forbidden(format!("This API key may not be used for `{cap}` requests."), "capability_not_allowed"));
+        }
+    }
+    let mut pinned_local = false;
+    if s.is_sensitive() && decision.tier.is_cascade() {
+        // Auto-routed: move to the route of the local-only capability (validated to hold a
+        // local model), unless the chosen route is already local.
+        let local_cap = config.capabilities.iter().find(|(_, c)| c.local_only);
+        let route_is_local = decision.models.iter().any(|m| is_local(config, m));
+        if let (false, Some((name, cap))) = (route_is_local, local_cap) {
+            if let Some(route) = config.routes.get(&cap.route) {
+                decision.route = route.name.clone();
+                decision.models = route.models.clone();
+                decision.capability = Some(name.clone());
+                pinned_local = true;
+            }
+        }
+    }
+    let require_local = config.routes.get(&decision.route).is_some_and(|r| r.require_local);
+    let prompt_tokens = cost::estimate_prompt_tokens(&chat.request);
+    let mut models = Vec::new();
+    let mut rejected = Vec::new();
+    let mut reserve_tokens = 0;
+    let mut reserve_cost = 0;
+    for name in &decision.models {
+        let Some(model) = config.models.get(name) else { continue };
+        let reject = |reason: String| Rejected { model: name.clone(), reason };
+        if !key.may_use_model(name) {
+            rejected.push(reject("not allowed for this key".into()));
+            continue;
+        }
+        if model.locality == Locality::Cloud {
+            if s.is_sensitive() {
+                rejected.push(reject(format!("cloud model; the prompt is sensitive ({})", s.describe())));
+                continue;
+            }
+            if !key.allow_cloud {
+                rejected.push(reject("cloud model; this key's prompts must stay local".into()));
+                continue;
+            }
+            if require_local {
+                rejected.push(reject(format!("cloud model; route `{}` requires local models", decision.route)));
+                continue;
+            }
+        }
+        let (tokens, worst) = worst_case(model, chat, prompt_tokens);
+        if let Some(cap) = key.max_cost_per_request {
+            if worst > cap {
+                rejected.push(reject(format!(
+                    "may cost up to ${}, above this key's limit of ${} per request (lower max_tokens)",
+                    cost::usd(worst),
+                    cost::usd(cap)
+                )));
+                continue;
+            }
+        }
+        reserve_tokens = reserve_tokens.max(tokens);
+        reserve_cost = reserve_cost.max(worst);
+        models.push(name.clone());
+    }
+    if models.is_empty() {
+        let why: Vec<String> = rejected.iter().map(|r| format!("{}: {}", r.model, r.reason)).collect();
+        let code = if s.is_sensitive() || !key.allow_cloud || require_local { "data_residency" } else { "no_permitted_model" };
+        return Err(forbidden(format!("No model on route `{}` may serve this request ({}).", decision.route, why.join("; ")), code));
+    }
+    decision.models.clone_from(&models);
+    Ok(Plan { models, rejected, prompt_tokens, reserve_tokens, reserve_cost, pinned_local })
+}
+
+fn is_local(config: &Config, model: &str) -> bool {
+    config.models.get(model).is_some_and(|m| m.locality == Locality::Local)
+}
+
+/// `(tokens, nano-dollars)` at most for this request on `model`.
+pub fn worst_case(model: &Model, chat: &ParsedChat, prompt_tokens: u64) -> (u64, u64) {
+    let out = cost::max_output_tokens(&chat.request, model);
+    (prompt_tokens + out, cost::cost_nanos(&model.price, prompt_tokens, out))
+}
+
+#[cfg(test)]
+mod tests;
