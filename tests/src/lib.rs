@@ -10,6 +10,7 @@
 pub mod mock;
 pub mod runtime;
 pub mod scenarios;
+pub mod zero_trust;
 
 use std::path::PathBuf;
 
@@ -45,7 +46,10 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
     let ctx = rt.block_on(async {
         let mock = mock::Mock::start().await?;
         let runtime = runtime::Runtime::start(kind).await?;
-        let client = reqwest::Client::new();
+        // Every scenario is a caller with the `main` key unless it sets another.
+        let mut auth = reqwest::header::HeaderMap::new();
+        auth.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", scenarios::test_key("main")).parse()?);
+        let client = reqwest::Client::builder().default_headers(auth).build()?;
         let health = |client: reqwest::Client, base: String| async move {
             let v: serde_json::Value = client.get(format!("{base}/healthz")).send().await?.json().await?;
             anyhow::Ok(v["config_source"].as_str().unwrap_or("").to_owned())
@@ -84,9 +88,10 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
     let logs = ctx.rt.log_text();
     let mut code = conclusion.exit_code();
     if !args.list {
-        for key in [runtime::OPENAI_KEY, runtime::ANTHROPIC_KEY] {
+        let client_key = scenarios::test_key("main");
+        for key in [runtime::OPENAI_KEY, runtime::ANTHROPIC_KEY, client_key.as_str()] {
             if logs.contains(key) {
-                eprintln!("FAILED: a provider key appears in the {kind:?} runtime's logs");
+                eprintln!("FAILED: a provider or client key appears in the {kind:?} runtime's logs");
                 code = ExitCode::FAILURE;
             }
         }

@@ -74,7 +74,7 @@ impl Runtime {
                 std::fs::write(
                     dir.join("wrangler.toml"),
                     format!(
-                        "name = \"gateway-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-01\"\n\n[[kv_namespaces]]\nbinding = \"GATEWAY_KV\"\nid = \"e2e\"\n",
+                        "name = \"gateway-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-01\"\n\n[[kv_namespaces]]\nbinding = \"GATEWAY_KV\"\nid = \"e2e\"\n\n[[durable_objects.bindings]]\nname = \"LEDGER\"\nclass_name = \"LedgerObject\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"LedgerObject\"]\n",
                         main.display()
                     ),
                 )?;

@@ -48,10 +48,32 @@ cases!(
     provider_error_echoing_key_is_redacted,
     missing_secret_is_named,
     kv_config_replacement_and_rejection,
+    missing_unknown_and_revoked_keys_get_the_same_401,
+    kv_stored_key_authenticates,
+    key_allow_lists_give_403,
+    rpm_limit_gives_429_with_headers,
+    model_rpm_limit_falls_through_then_429,
+    budget_holds_under_64_concurrent_requests,
+    sensitive_prompt_is_pinned_to_the_local_model,
+    sensitive_prompt_fails_closed_when_no_local_model_serves,
+    local_only_key_never_reaches_the_cloud,
+    audit_record_has_the_request_and_no_pii,
 );
 
+use crate::zero_trust::*;
+
+/// The test key of `name` in `e2e.yaml`.
+pub fn test_key(name: &str) -> String {
+    format!("gwk_e2e_{name}")
+}
+
 pub fn config_yaml(mock: &Mock, extra_model: bool) -> String {
-    let text = String::from_utf8_lossy(&crate::fixture("e2e.yaml")).replace("{{MOCK}}", &mock.url());
+    let mut text = String::from_utf8_lossy(&crate::fixture("e2e.yaml")).replace("{{MOCK}}", &mock.url());
+    while let Some(at) = text.find("{{HASH:") {
+        let end = at + text[at..].find("}}").unwrap_or(0);
+        let name = text[at + 7..end].to_owned();
+        text.replace_range(at..end + 2, &key_hash(&test_key(&name)));
+    }
     if extra_model {
         text.replace("models:\n", "models:\n  kv-added: { provider: openai, base_url: \"MOCKURL/openai/v1\" }\n")
             .replace("MOCKURL", &mock.url())
@@ -60,17 +82,23 @@ pub fn config_yaml(mock: &Mock, extra_model: bool) -> String {
     }
 }
 
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+/// `sha256:<hex>` of a key, as the YAML stores it.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+}
+
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) text: String,
 }
 
 impl Reply {
-    fn json(&self) -> Result<Value> {
+    pub(crate) fn json(&self) -> Result<Value> {
         serde_json::from_str(&self.text).with_context(|| format!("not JSON: {}", self.text))
     }
-    fn header(&self, k: &str) -> &str {
+    pub(crate) fn header(&self, k: &str) -> &str {
         self.headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
     /// `data:` payloads of an SSE body, in order.
@@ -79,11 +107,11 @@ impl Reply {
     }
 }
 
-async fn post(c: &Ctx, body: Value) -> Result<Reply> {
+pub(crate) async fn post(c: &Ctx, body: Value) -> Result<Reply> {
     send(c, c.client.post(format!("{}/v1/chat/completions", c.rt.base)).json(&body)).await
 }
 
-async fn send(_c: &Ctx, req: reqwest::RequestBuilder) -> Result<Reply> {
+pub(crate) async fn send(_c: &Ctx, req: reqwest::RequestBuilder) -> Result<Reply> {
     let r = req.timeout(Duration::from_secs(30)).send().await?;
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -91,7 +119,7 @@ async fn send(_c: &Ctx, req: reqwest::RequestBuilder) -> Result<Reply> {
     Ok(Reply { status, headers, text })
 }
 
-fn user(text: &str) -> Value {
+pub(crate) fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
 }
 
@@ -111,7 +139,7 @@ fn content_of(chunks: &[String]) -> Result<String> {
     Ok(s)
 }
 
-fn expect_served(r: &Reply, model: &str, attempts: &str) -> Result<()> {
+pub(crate) fn expect_served(r: &Reply, model: &str, attempts: &str) -> Result<()> {
     ensure!(r.status == 200, "status {} body {}", r.status, r.text);
     ensure!(r.header("x-gateway-model") == model, "served by {:?}, wanted {model}", r.header("x-gateway-model"));
     ensure!(r.header("x-gateway-attempts") == attempts, "attempts {:?}, wanted {attempts}", r.header("x-gateway-attempts"));

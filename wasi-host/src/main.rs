@@ -68,7 +68,7 @@ fn main() -> Result<()> {
         Command::Serve { component, listen, kv, vars, max_concurrency } => {
             let kv_dirs = pairs(&kv, "kv")?.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect();
             let variables = pairs(&vars, "var")?;
-            let spin = spin_api::SpinConfig { kv_dirs, variables }.with_env_variables();
+            let spin = spin_api::SpinConfig { kv_dirs, variables, ..Default::default() }.with_env_variables();
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(serve::run(serve::ServeOptions { component, listen, spin, max_concurrency: max_concurrency.max(1) }))
         }

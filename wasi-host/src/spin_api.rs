@@ -16,10 +16,22 @@ use crate::serve::RequestState;
 wasmtime::component::bindgen!({
     path: "wit",
     world: "spin-host",
-    with: { "fermyon:spin/key-value.store": KvStore },
+    with: {
+        "fermyon:spin/key-value.store": KvStore,
+        "wasi:keyvalue/store.bucket": KvStore,
+        "wasi:keyvalue/atomics.cas": Cas,
+    },
 });
 
 pub use fermyon::spin::{key_value, variables};
+use wasi::keyvalue::{atomics, store as wkv};
+
+/// A compare-and-swap handle: the value read when it was made.
+pub struct Cas {
+    dir: PathBuf,
+    key: String,
+    current: Option<Vec<u8>>,
+}
 
 /// An open store: the label names one configured directory.
 pub struct KvStore {
@@ -31,6 +43,8 @@ pub struct KvStore {
 pub struct SpinConfig {
     pub kv_dirs: HashMap<String, PathBuf>,
     pub variables: HashMap<String, String>,
+    /// Serialises compare-and-swap and increment across all requests of this process.
+    pub atomic: std::sync::Mutex<()>,
 }
 
 impl SpinConfig {
@@ -129,6 +143,109 @@ impl key_value::HostStore for RequestState {
 }
 
 impl key_value::Host for RequestState {}
+
+fn wother(e: impl std::fmt::Display) -> wkv::Error {
+    wkv::Error::Other(e.to_string())
+}
+
+fn read_key(dir: &std::path::Path, key: &str) -> Result<Option<Vec<u8>>, wkv::Error> {
+    match std::fs::read(dir.join(hex(key.as_bytes()))) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(wother(e)),
+    }
+}
+
+/// `wasi:keyvalue/store`: the same directories as Spin's key-value stores (Spin 3 also maps
+/// both APIs onto the same stores).
+impl wkv::Host for RequestState {
+    fn open(&mut self, identifier: String) -> Result<Resource<KvStore>, wkv::Error> {
+        let Some(dir) = self.spin.kv_dirs.get(&identifier).cloned() else {
+            return Err(wkv::Error::NoSuchStore);
+        };
+        std::fs::create_dir_all(&dir).map_err(wother)?;
+        self.table.push(KvStore { dir }).map_err(wother)
+    }
+}
+
+impl wkv::HostBucket for RequestState {
+    fn get(&mut self, b: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, wkv::Error> {
+        let s = self.table.get(&b).map_err(wother)?;
+        read_key(&s.dir, &key)
+    }
+
+    fn set(&mut self, b: Resource<KvStore>, key: String, value: Vec<u8>) -> Result<(), wkv::Error> {
+        let s = self.table.get(&b).map_err(wother)?;
+        write_key(&s.dir, &key, &value).map_err(wother)
+    }
+
+    fn delete(&mut self, b: Resource<KvStore>, key: String) -> Result<(), wkv::Error> {
+        let s = self.table.get(&b).map_err(wother)?;
+        match std::fs::remove_file(key_path(s, &key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(wother(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn exists(&mut self, b: Resource<KvStore>, key: String) -> Result<bool, wkv::Error> {
+        let s = self.table.get(&b).map_err(wother)?;
+        Ok(key_path(s, &key).exists())
+    }
+
+    fn list_keys(&mut self, b: Resource<KvStore>, _cursor: Option<String>) -> Result<wkv::KeyResponse, wkv::Error> {
+        let keys = key_value::HostStore::get_keys(self, Resource::new_borrow(b.rep())).map_err(|e| wother(format!("{e:?}")))?;
+        Ok(wkv::KeyResponse { keys, cursor: None })
+    }
+
+    fn drop(&mut self, b: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table.delete(b)?;
+        Ok(())
+    }
+}
+
+/// `wasi:keyvalue/atomics`: increment and compare-and-swap, atomic across every request this
+/// process serves (one lock). Another process writing the same directory is not covered.
+impl atomics::Host for RequestState {
+    fn increment(&mut self, b: Resource<KvStore>, key: String, delta: i64) -> Result<i64, wkv::Error> {
+        let dir = self.table.get(&b).map_err(wother)?.dir.clone();
+        let _guard = self.spin.atomic.lock().map_err(wother)?;
+        let current = match read_key(&dir, &key)? {
+            None => 0,
+            Some(v) => std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| wother("value is not an integer"))?,
+        };
+        let next = current.checked_add(delta).ok_or_else(|| wother("overflow"))?;
+        write_key(&dir, &key, next.to_string().as_bytes()).map_err(wother)?;
+        Ok(next)
+    }
+
+    fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
+        let c = self.table.delete(cas).map_err(|e| atomics::CasError::StoreError(wother(e)))?;
+        let _guard = self.spin.atomic.lock().map_err(|e| atomics::CasError::StoreError(wother(e)))?;
+        let now = read_key(&c.dir, &c.key).map_err(atomics::CasError::StoreError)?;
+        if now != c.current {
+            let again = self.table.push(Cas { current: now, ..c }).map_err(|e| atomics::CasError::StoreError(wother(e)))?;
+            return Err(atomics::CasError::CasFailed(again));
+        }
+        write_key(&c.dir, &c.key, &value).map_err(|e| atomics::CasError::StoreError(wother(e)))
+    }
+}
+
+impl atomics::HostCas for RequestState {
+    fn new(&mut self, b: Resource<KvStore>, key: String) -> Result<Resource<Cas>, wkv::Error> {
+        let dir = self.table.get(&b).map_err(wother)?.dir.clone();
+        let current = read_key(&dir, &key)?;
+        self.table.push(Cas { dir, key, current }).map_err(wother)
+    }
+
+    fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, wkv::Error> {
+        Ok(self.table.get(&cas).map_err(wother)?.current.clone())
+    }
+
+    fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
 
 impl variables::Host for RequestState {
     fn get(&mut self, name: String) -> Result<String, variables::Error> {

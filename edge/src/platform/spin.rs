@@ -22,7 +22,8 @@ use spin_sdk::key_value::{Error as KvErr, Store};
 use wasi::clocks::{monotonic_clock, wall_clock};
 
 use crate::gateway::{Body, Gateway, Request};
-use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+use crate::policy::ledger::{LedgerState, Op, Reply};
 
 #[derive(Clone, Copy)]
 struct SpinPlatform;
@@ -103,6 +104,37 @@ impl KeyValue for SpinPlatform {
     async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         let store = Store::open_default().map_err(|e| KvError(e.to_string()))?;
         store.set(key, value).map_err(|e| KvError(e.to_string()))
+    }
+}
+
+/// Compare-and-swap attempts before a counter update gives up (each conflict means another
+/// request updated the same counter in between).
+const CAS_ATTEMPTS: usize = 64;
+
+/// Counters in the key-value store `default` (key `ledger:<subject>`), updated by
+/// compare-and-swap through `wasi:keyvalue/atomics`: exact across concurrent requests as far as
+/// the store's CAS is (one Spin process with the SQLite store; every node with Redis).
+impl Ledger for SpinPlatform {
+    async fn ledger(&self, subject: &str, op: &Op) -> Result<Reply, KvError> {
+        use spin_sdk::wit::wasi::keyvalue::{atomics, store};
+        let kv = |e: store::Error| KvError(format!("{e:?}"));
+        let bucket = store::open("default").map_err(kv)?;
+        let key = format!("ledger:{subject}");
+        let mut cas = atomics::Cas::new(&bucket, &key).map_err(kv)?;
+        for _ in 0..CAS_ATTEMPTS {
+            let mut state: LedgerState = match cas.current().map_err(kv)? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| KvError(format!("{key}: {e}")))?,
+                None => LedgerState::default(),
+            };
+            let reply = state.apply(self.now_ms(), op);
+            let bytes = serde_json::to_vec(&state).map_err(|e| KvError(e.to_string()))?;
+            match atomics::swap(cas, &bytes) {
+                Ok(()) => return Ok(reply),
+                Err(atomics::CasError::CasFailed(again)) => cas = again,
+                Err(atomics::CasError::StoreError(e)) => return Err(kv(e)),
+            }
+        }
+        Err(KvError(format!("{key}: {CAS_ATTEMPTS} compare-and-swap conflicts in a row")))
     }
 }
 

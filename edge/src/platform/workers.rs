@@ -14,12 +14,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use worker::{event, Context, Delay, Env, Fetch, Headers, Method, RequestInit};
+use std::cell::RefCell;
+
+use worker::{durable_object, event, Context, Delay, DurableObject, Env, Fetch, Headers, Method, RequestInit, State};
 
 use crate::gateway::{Body, Gateway, Request};
-use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+use crate::policy::ledger::{LedgerState, Op, Reply};
 
 const KV_BINDING: &str = "GATEWAY_KV";
+/// The Durable Object namespace holding one `LedgerObject` per counted subject.
+const LEDGER_BINDING: &str = "LEDGER";
 
 thread_local! {
     static GATEWAY: Rc<Gateway> = Rc::new(Gateway::default());
@@ -83,6 +88,61 @@ impl KeyValue for WorkersPlatform {
         let kv = self.env.kv(KV_BINDING).map_err(|e| KvError(e.to_string()))?;
         let put = kv.put_bytes(key, value).map_err(|e| KvError(e.to_string()))?;
         put.execute().await.map_err(|e| KvError(e.to_string()))
+    }
+}
+
+/// One Durable Object per subject (`key:NAME`, `model:NAME`): Cloudflare runs each object in
+/// one place, one event at a time, so every isolate sees the same exact counters.
+impl Ledger for WorkersPlatform {
+    async fn ledger(&self, subject: &str, op: &Op) -> Result<Reply, KvError> {
+        let err = |e: worker::Error| KvError(format!("ledger {subject}: {e}"));
+        let stub = self.env.durable_object(LEDGER_BINDING).and_then(|ns| ns.id_from_name(subject)?.get_stub()).map_err(err)?;
+        let body = serde_json::to_string(op).map_err(|e| KvError(e.to_string()))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let req = worker::Request::new_with_init("https://ledger.internal/apply", &init).map_err(err)?;
+        let mut resp = stub.fetch_with_request(req).await.map_err(err)?;
+        let text = resp.text().await.map_err(err)?;
+        if resp.status_code() != 200 {
+            return Err(KvError(format!("ledger {subject}: {text}")));
+        }
+        serde_json::from_str(&text).map_err(|e| KvError(format!("ledger {subject}: {e}")))
+    }
+}
+
+/// The counters of one subject. State is kept in memory and written through to storage (as
+/// JSON: it holds 128-bit numbers); each `fetch` applies one op without awaiting anything in
+/// between reading and updating the state, so concurrent requests cannot interleave.
+#[durable_object]
+pub struct LedgerObject {
+    state: State,
+    cache: RefCell<Option<LedgerState>>,
+}
+
+impl DurableObject for LedgerObject {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state, cache: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, mut req: worker::Request) -> worker::Result<worker::Response> {
+        let op: Op = match serde_json::from_str(&req.text().await?) {
+            Ok(op) => op,
+            Err(e) => return worker::Response::error(format!("bad ledger op: {e}"), 400),
+        };
+        if self.cache.borrow().is_none() {
+            let stored: Option<String> = self.state.storage().get("state").await?;
+            let loaded = stored.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            // Another event may have loaded it while we awaited storage.
+            self.cache.borrow_mut().get_or_insert(loaded);
+        }
+        let (reply, json) = {
+            let mut cache = self.cache.borrow_mut();
+            let st = cache.get_or_insert_with(LedgerState::default);
+            let reply = st.apply(worker::Date::now().as_millis(), &op);
+            (reply, serde_json::to_string(&*st).map_err(|e| worker::Error::RustError(e.to_string()))?)
+        };
+        self.state.storage().put("state", json).await?;
+        worker::Response::from_json(&reply)
     }
 }
 
