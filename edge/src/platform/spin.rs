@@ -146,7 +146,10 @@ impl Secrets for SpinPlatform {
 
 impl Log for SpinPlatform {
     fn log(&self, record: &serde_json::Value) {
-        eprintln!("{record}");
+        // One write per record, so that concurrent instances' lines do not interleave.
+        use std::io::Write;
+        let line = format!("{record}\n");
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
 
