@@ -1,0 +1,76 @@
+//! `gateway`: the native command-line tool.
+//!
+//! - `gateway keys create --name NAME`: makes a new client key from the OS's random source and
+//!   prints it once, with the hash line for the YAML's `keys:` and the KV record for
+//!   `auth.kv_keys`. The key itself is stored nowhere.
+//! - `gateway config check FILE`: validates a config file and prints every problem.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+use llm_gateway::auth;
+use llm_gateway::Config;
+
+const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<ExitCode> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["keys", "create", rest @ ..] => {
+            let (mut name, mut json) = (None, false);
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match *a {
+                    "--name" => name = it.next().copied(),
+                    "--json" => json = true,
+                    other => bail!("unknown argument {other}\n{USAGE}"),
+                }
+            }
+            let name = name.context(USAGE)?;
+            let valid = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid {
+                bail!("key names may use letters, digits and - _ . (at most 128)");
+            }
+            let mut random = [0u8; 32];
+            getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+            let (key, hash) = auth::new_key(random);
+            let kv_name = format!("apikey:{}", hash.trim_start_matches("sha256:"));
+            let record = serde_json::json!({"name": name});
+            let out = if json {
+                serde_json::json!({"key": key, "name": name, "hash": hash, "kv_key": kv_name, "kv_value": record}).to_string()
+            } else {
+                format!(
+                    "key (shown once; give it to the caller): {key}\n\n\
+                     either in the YAML, under keys:\n  {name}: {{ hash: \"{hash}\" }}\n\n\
+                     or in KV (auth.kv_keys: true):\n  wrangler kv key put --binding GATEWAY_KV '{kv_name}' '{record}'\n"
+                )
+            };
+            std::io::Write::write_all(&mut std::io::stdout(), format!("{out}\n").as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["config", "check", file] => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            match Config::from_yaml(&text) {
+                Ok(c) => {
+                    eprintln!("{file}: ok ({} models, {} routes, {} keys, digest {})", c.models.len(), c.routes.len(), c.keys.len(), c.digest);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{file}:\n{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
