@@ -31,12 +31,14 @@ use crate::router;
 /// Bound on cached KV key lookups per isolate.
 const KEY_CACHE_MAX: usize = 10_000;
 
+/// `sha256(key)` -> (expiry ms, the record or `None` for "no such key").
+type KeyCache = HashMap<[u8; 32], (u64, Option<Arc<ClientKey>>)>;
+
 /// State shared by the requests of one isolate / instance.
 #[derive(Default)]
 pub struct Shared {
     memory: RefCell<HashMap<String, LedgerState>>,
-    /// `sha256(key)` -> (expiry ms, the record or `None` for "no such key").
-    key_cache: RefCell<HashMap<[u8; 32], (u64, Option<Arc<ClientKey>>)>>,
+    key_cache: RefCell<KeyCache>,
 }
 
 /// Applies `op` to the counters of `subject` in the configured store.

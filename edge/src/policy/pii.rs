@@ -128,7 +128,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn cards(text: &[u8]) -> Vec<Range<usize>> {
@@ -220,7 +220,7 @@ fn emails(text: &[u8]) -> Vec<Range<usize>> {
             e -= 1; // a sentence's full stop
         }
         let dom = &text[at + 1..e];
-        let tld_ok = dom.iter().rposition(|&b| b == b'.').is_some_and(|d| d > 0 && dom.len() - d - 1 >= 2 && dom[d + 1..].iter().all(u8::is_ascii_alphabetic));
+        let tld_ok = dom.iter().rposition(|&b| b == b'.').is_some_and(|d| d > 0 && dom.len() - d > 2 && dom[d + 1..].iter().all(u8::is_ascii_alphabetic));
         if s < at && tld_ok {
             out.push(s..e);
         }
