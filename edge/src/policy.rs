@@ -19,7 +19,7 @@ pub mod cost;
 pub mod ledger;
 pub mod pii;
 
-use crate::api::{Content, ParsedChat};
+use crate::api::ParsedChat;
 use crate::auth::ClientKey;
 use crate::config::{Config, Locality, Model};
 use crate::error::GatewayError;
@@ -55,10 +55,7 @@ pub fn sensitivity(config: &Config, chat: &ParsedChat) -> Sensitivity {
             break;
         }
         let Some(content) = &m.content else { continue };
-        let mut text = match content {
-            Content::Text(t) => t.clone(),
-            parts => parts.text(),
-        };
+        let mut text = content.text();
         if text.len() > budget {
             let mut end = budget;
             while !text.is_char_boundary(end) {

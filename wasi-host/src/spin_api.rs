@@ -99,11 +99,7 @@ impl key_value::HostStore for RequestState {
 
     fn get(&mut self, store: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, key_value::Error> {
         let s = self.table.get(&store).map_err(other)?;
-        match std::fs::read(key_path(s, &key)) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(other(e)),
-        }
+        read_key(&s.dir, &key).map_err(other)
     }
 
     fn set(&mut self, store: Resource<KvStore>, key: String, value: Vec<u8>) -> Result<(), key_value::Error> {
@@ -113,10 +109,7 @@ impl key_value::HostStore for RequestState {
 
     fn delete(&mut self, store: Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
         let s = self.table.get(&store).map_err(other)?;
-        match std::fs::remove_file(key_path(s, &key)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
-            _ => Ok(()),
-        }
+        remove_key(&s.dir, &key).map_err(other)
     }
 
     fn exists(&mut self, store: Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
@@ -148,11 +141,20 @@ fn wother(e: impl std::fmt::Display) -> wkv::Error {
     wkv::Error::Other(e.to_string())
 }
 
-fn read_key(dir: &std::path::Path, key: &str) -> Result<Option<Vec<u8>>, wkv::Error> {
+/// The value of `key` in `dir`, `None` when absent. Shared by both key-value APIs.
+fn read_key(dir: &std::path::Path, key: &str) -> std::io::Result<Option<Vec<u8>>> {
     match std::fs::read(dir.join(hex(key.as_bytes()))) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(wother(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `key` from `dir`; absent is fine.
+fn remove_key(dir: &std::path::Path, key: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(hex(key.as_bytes()))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -171,7 +173,7 @@ impl wkv::Host for RequestState {
 impl wkv::HostBucket for RequestState {
     fn get(&mut self, b: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, wkv::Error> {
         let s = self.table.get(&b).map_err(wother)?;
-        read_key(&s.dir, &key)
+        read_key(&s.dir, &key).map_err(wother)
     }
 
     fn set(&mut self, b: Resource<KvStore>, key: String, value: Vec<u8>) -> Result<(), wkv::Error> {
@@ -181,10 +183,7 @@ impl wkv::HostBucket for RequestState {
 
     fn delete(&mut self, b: Resource<KvStore>, key: String) -> Result<(), wkv::Error> {
         let s = self.table.get(&b).map_err(wother)?;
-        match std::fs::remove_file(key_path(s, &key)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(wother(e)),
-            _ => Ok(()),
-        }
+        remove_key(&s.dir, &key).map_err(wother)
     }
 
     fn exists(&mut self, b: Resource<KvStore>, key: String) -> Result<bool, wkv::Error> {
@@ -209,7 +208,7 @@ impl atomics::Host for RequestState {
     fn increment(&mut self, b: Resource<KvStore>, key: String, delta: i64) -> Result<i64, wkv::Error> {
         let dir = self.table.get(&b).map_err(wother)?.dir.clone();
         let _guard = self.spin.atomic.lock().map_err(wother)?;
-        let current = match read_key(&dir, &key)? {
+        let current = match read_key(&dir, &key).map_err(wother)? {
             None => 0,
             Some(v) => std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| wother("value is not an integer"))?,
         };
@@ -221,7 +220,7 @@ impl atomics::Host for RequestState {
     fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
         let c = self.table.delete(cas).map_err(|e| atomics::CasError::StoreError(wother(e)))?;
         let _guard = self.spin.atomic.lock().map_err(|e| atomics::CasError::StoreError(wother(e)))?;
-        let now = read_key(&c.dir, &c.key).map_err(atomics::CasError::StoreError)?;
+        let now = read_key(&c.dir, &c.key).map_err(|e| atomics::CasError::StoreError(wother(e)))?;
         if now != c.current {
             let again = self.table.push(Cas { current: now, ..c }).map_err(|e| atomics::CasError::StoreError(wother(e)))?;
             return Err(atomics::CasError::CasFailed(again));
@@ -233,7 +232,7 @@ impl atomics::Host for RequestState {
 impl atomics::HostCas for RequestState {
     fn new(&mut self, b: Resource<KvStore>, key: String) -> Result<Resource<Cas>, wkv::Error> {
         let dir = self.table.get(&b).map_err(wother)?.dir.clone();
-        let current = read_key(&dir, &key)?;
+        let current = read_key(&dir, &key).map_err(wother)?;
         self.table.push(Cas { dir, key, current }).map_err(wother)
     }
 
