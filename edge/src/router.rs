@@ -5,6 +5,8 @@
 //! first verdict at or above that tier's confidence threshold; with none, the default route
 //! serves and the best guess is still reported. Built tiers: keyword (`router/keyword.rs`).
 
+#[cfg(feature = "embedding")]
+pub mod embed;
 pub mod keyword;
 
 use crate::api::ParsedChat;
