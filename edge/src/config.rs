@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{self, ClientKey};
 use crate::policy::pii::PiiClass;
 use crate::providers::ProviderKind;
+use crate::router::intents::{EmbeddingTierConfig, Intent};
 use crate::router::keyword::{KeywordRule, KeywordTier};
 use raw::{RawConfig, RawDefaults, RawModel};
 
@@ -141,6 +142,8 @@ pub struct RouterConfig {
     /// Model names that mean "let the router choose" (`auto` unless configured).
     pub aliases: Vec<String>,
     pub keyword: KeywordTier,
+    /// Tier 2; `None` when the YAML declares no intents.
+    pub embedding: Option<EmbeddingTierConfig>,
 }
 
 /// One problem in a config file, with the path of the field at fault.
@@ -283,6 +286,7 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         }
     }
     let keyword = validate_keyword(&mut p, &raw, &cap_names, &route_names);
+    let embedding = validate_embedding(&mut p, &raw, &cap_names, &route_names);
     let auth = validate_auth(&mut p, &raw);
     let known = auth::Known { models: model_names.clone(), routes: route_names.clone(), capabilities: cap_names.clone() };
     let mut keys = BTreeMap::new();
@@ -330,7 +334,7 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         models,
         capabilities,
         routes,
-        router: RouterConfig { default_route: raw.router.default_route, aliases, keyword },
+        router: RouterConfig { default_route: raw.router.default_route, aliases, keyword, embedding },
         total_timeout_ms,
         auth,
         keys,
@@ -472,6 +476,75 @@ fn validate_model(
         rpm: m.rpm,
         tpm: m.tpm,
     })
+}
+
+fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&String], routes: &[&String]) -> Option<EmbeddingTierConfig> {
+    let e = raw.router.embedding.as_ref()?;
+    let at = "router.embedding";
+    let model_file = match e.model.as_deref() {
+        None | Some("int8") => "model-int8.onnx".to_owned(),
+        Some("f32") => "model-f32.onnx".to_owned(),
+        Some(f) if f.ends_with(".onnx") && is_file_name(f) => f.to_owned(),
+        Some(f) => {
+            p.push(format!("{at}.model"), format!("\"{f}\" is not int8, f32 or an .onnx file name"));
+            String::new()
+        }
+    };
+    let mut file = |field: &str, v: Option<&String>, default: &str| -> String {
+        let v = v.cloned().unwrap_or_else(|| default.to_owned());
+        if !is_file_name(&v) {
+            p.push(format!("{at}.{field}"), format!("\"{v}\" is not a plain file name"));
+        }
+        v
+    };
+    let tokenizer_file = file("tokenizer", e.tokenizer.as_ref(), "tokenizer.json");
+    let intents_file = file("intents_file", e.intents_file.as_ref(), "intents.bin");
+    let unit = |p: &mut Problems, field: String, v: f64| {
+        if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+            p.push(field, "must be between 0 and 1");
+        }
+    };
+    let min_confidence = e.min_confidence.unwrap_or(0.5);
+    unit(p, format!("{at}.min_confidence"), min_confidence);
+    let min_margin = e.min_margin.unwrap_or(0.0);
+    unit(p, format!("{at}.min_margin"), min_margin);
+    let max_tokens = e.max_tokens.unwrap_or(128);
+    if !(1..=256).contains(&max_tokens) {
+        p.push(format!("{at}.max_tokens"), "must be between 1 and 256 (the model's limit)");
+    }
+    if e.intents.is_empty() {
+        p.push(format!("{at}.intents"), "the embedding tier needs at least one intent");
+    }
+    let mut intents = Vec::new();
+    for (i, r) in e.intents.iter().enumerate() {
+        let at = format!("{at}.intents[{i}]");
+        let Some(cap) = raw.capabilities.get(&r.capability) else {
+            p.unknown(format!("{at}.capability"), "capability", &r.capability, caps);
+            continue;
+        };
+        let route = r.route.clone().unwrap_or_else(|| cap.route.clone());
+        if !raw.routes.contains_key(&route) {
+            p.unknown(format!("{at}.route"), "route", &route, routes);
+        }
+        if let Some(t) = r.threshold {
+            unit(p, format!("{at}.threshold"), t);
+        }
+        if r.examples.is_empty() {
+            p.push(format!("{at}.examples"), "an intent needs at least one example");
+        }
+        for (j, x) in r.examples.iter().enumerate() {
+            if x.trim().is_empty() {
+                p.push(format!("{at}.examples[{j}]"), "examples must not be blank");
+            }
+        }
+        intents.push(Intent { capability: r.capability.clone(), route, threshold: r.threshold, examples: r.examples.clone() });
+    }
+    Some(EmbeddingTierConfig { model_file, tokenizer_file, intents_file, min_confidence, min_margin, max_tokens, intents })
+}
+
+/// A name without directories: model files are looked up in one place per platform.
+fn is_file_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && !s.starts_with('.')
 }
 
 fn validate_keyword(p: &mut Problems, raw: &RawConfig, caps: &[&String], routes: &[&String]) -> KeywordTier {

@@ -1,4 +1,5 @@
-//! The HTTP surface: `POST /v1/chat/completions`, `GET /v1/models`, `GET /healthz`.
+//! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/route` (the routing decision,
+//! explained, no provider called), `GET /v1/models`, `GET /healthz`.
 //!
 //! `Gateway::handle` takes a platform-neutral request and returns a platform-neutral response;
 //! the shells only convert. It picks the config (bundled or KV), runs the endpoint (the chat
@@ -22,6 +23,7 @@ use crate::platform::{FetchError, Platform};
 use crate::proxy::SseStream;
 
 mod chat;
+mod semantic;
 
 pub type InboundBody = Pin<Box<dyn Stream<Item = Result<Bytes, FetchError>>>>;
 
@@ -139,7 +141,7 @@ impl Gateway {
     ) -> Result<(Response, Option<chat::Finish<P>>), GatewayError> {
         let path = req.path.split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
         let allowed = match path.as_str() {
-            "/v1/chat/completions" | "/chat/completions" => "POST",
+            "/v1/chat/completions" | "/chat/completions" | "/v1/route" => "POST",
             "/v1/models" | "/models" | "/healthz" => "GET",
             _ => return Err(GatewayError::NotFound { method: req.method.to_string(), path }),
         };
@@ -157,6 +159,7 @@ impl Gateway {
                 rec.key = Some(key.name.clone());
                 Ok((Response::json(200, &models(&config, &key)), None))
             }
+            "/v1/route" => Ok((chat::explain(&self.shared, p, config, req, rec).await?, None)),
             _ => chat::chat(&self.shared, p, config, req, rec).await,
         }
     }

@@ -86,6 +86,12 @@ pub trait KeyValue {
     fn kv_set(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<(), KvError>>;
 }
 
+/// Read-only files the embedding tier loads once per isolate: Spin component files (`/models`),
+/// a Workers KV namespace (`MODELS`, large files in chunks). `Ok(None)` when absent.
+pub trait ModelFiles {
+    fn model_file(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, KvError>>;
+}
+
 /// Provider keys by the names the YAML references (wrangler secrets, Spin variables, env).
 pub trait Secrets {
     fn secret(&self, name: &str) -> impl Future<Output = Option<String>>;
@@ -103,6 +109,6 @@ pub trait Log {
 }
 
 /// Everything the core needs from a platform. Cheap to clone; lives as long as the request.
-pub trait Platform: HttpClient + Clock + Random + KeyValue + Secrets + Ledger + Log + Clone + 'static {}
+pub trait Platform: HttpClient + Clock + Random + KeyValue + ModelFiles + Secrets + Ledger + Log + Clone + 'static {}
 
-impl<T: HttpClient + Clock + Random + KeyValue + Secrets + Ledger + Log + Clone + 'static> Platform for T {}
+impl<T: HttpClient + Clock + Random + KeyValue + ModelFiles + Secrets + Ledger + Log + Clone + 'static> Platform for T {}

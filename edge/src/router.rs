@@ -3,10 +3,13 @@
 //! A request names a concrete model (served by it alone), a route from the YAML, or a router
 //! alias (`auto`) that runs the cascade. The cascade asks each tier in order and stops at the
 //! first verdict at or above that tier's confidence threshold; with none, the default route
-//! serves and the best guess is still reported. Built tiers: keyword (`router/keyword.rs`).
+//! serves and the best guess is still reported. Built tiers: keyword (`router/keyword.rs`),
+//! embedding (`router/embed.rs` runs the model, `router/intents.rs` decides). A confident
+//! keyword verdict skips the embedding; the embedding runs only for router aliases.
 
 #[cfg(feature = "embedding")]
 pub mod embed;
+pub mod intents;
 pub mod keyword;
 
 use crate::api::ParsedChat;
@@ -32,14 +35,52 @@ pub enum Tier {
     /// The request named a route.
     Route,
     Keyword,
+    Embedding,
     /// The cascade ran and no tier was confident: the default route serves.
     Default,
+}
+
+/// One tier's part in a decision, for `/v1/route` and the audit record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TierTrace {
+    pub tier: &'static str,
+    pub capability: Option<String>,
+    pub confidence: Option<f64>,
+    /// Top-1 minus top-2 (embedding tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
+    pub threshold: Option<f64>,
+    pub confident: bool,
+    /// Capability scores, best first (at most five).
+    pub scores: Vec<(String, f64)>,
+    /// Tokens the prompt became (embedding tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<usize>,
+    /// Why the tier could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Tier 2 as the router sees it: loaded by the platform layer (`gateway/chat.rs`), which
+/// owns the model's lifetime.
+pub trait SemanticTier {
+    /// The verdict and the number of tokens the text became.
+    fn classify(&self, text: &str) -> Result<(intents::SemanticVerdict, usize), String>;
+}
+
+/// What the cascade may use of tier 2 for this request.
+pub enum Tier2<'a> {
+    /// Not configured, or not needed.
+    Off,
+    /// Configured but could not be loaded.
+    Unavailable(String),
+    Ready(&'a dyn SemanticTier),
 }
 
 impl Tier {
     /// The router chose (the caller asked for a router alias).
     pub fn is_cascade(self) -> bool {
-        matches!(self, Tier::Keyword | Tier::Default)
+        matches!(self, Tier::Keyword | Tier::Embedding | Tier::Default)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +88,7 @@ impl Tier {
             Tier::Model => "model",
             Tier::Route => "route",
             Tier::Keyword => "keyword",
+            Tier::Embedding => "embedding",
             Tier::Default => "default",
         }
     }
@@ -62,9 +104,22 @@ pub struct Decision {
     pub confidence: Option<f64>,
     /// The best verdict of a tier that was not confident enough, for explanation.
     pub best_guess: Option<TierVerdict>,
+    /// The tiers that ran, in order.
+    pub trace: Vec<TierTrace>,
 }
 
-pub fn decide(config: &Config, chat: &ParsedChat) -> Result<Decision, GatewayError> {
+/// The cascade will want tier 2 for this request: a router alias, intents configured, and no
+/// confident keyword verdict. Lets the caller load the model only when it is needed.
+pub fn needs_semantic(config: &Config, chat: &ParsedChat) -> bool {
+    let name = chat.request.model.as_str();
+    if config.router.embedding.is_none() || config.models.contains_key(name) || config.routes.contains_key(name) || !config.is_router_alias(name) {
+        return false;
+    }
+    let kw = &config.router.keyword;
+    !kw.classify(&chat.routing_text()).is_some_and(|v| v.confidence >= kw.min_confidence)
+}
+
+pub fn decide(config: &Config, chat: &ParsedChat, tier2: Tier2<'_>) -> Result<Decision, GatewayError> {
     let name = chat.request.model.as_str();
     if config.models.contains_key(name) {
         return Ok(Decision {
@@ -74,6 +129,7 @@ pub fn decide(config: &Config, chat: &ParsedChat) -> Result<Decision, GatewayErr
             capability: None,
             confidence: None,
             best_guess: None,
+            trace: Vec::new(),
         });
     }
     if let Some(route) = config.routes.get(name) {
@@ -84,6 +140,7 @@ pub fn decide(config: &Config, chat: &ParsedChat) -> Result<Decision, GatewayErr
             capability: None,
             confidence: None,
             best_guess: None,
+            trace: Vec::new(),
         });
     }
     if !config.is_router_alias(name) {
@@ -97,12 +154,27 @@ pub fn decide(config: &Config, chat: &ParsedChat) -> Result<Decision, GatewayErr
             .collect();
         return Err(GatewayError::UnknownModel { model: name.to_owned(), known: known.join(", ") });
     }
-    Ok(cascade(config, &chat.routing_text()))
+    Ok(cascade(config, &chat.routing_text(), tier2))
 }
 
-fn cascade(config: &Config, text: &str) -> Decision {
+fn top5(scores: &[(String, f64)]) -> Vec<(String, f64)> {
+    scores.iter().take(5).cloned().collect()
+}
+
+fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
     let kw = &config.router.keyword;
     let verdict = kw.classify(text);
+    let mut trace = vec![TierTrace {
+        tier: Tier::Keyword.as_str(),
+        capability: verdict.as_ref().map(|v| v.capability.clone()),
+        confidence: verdict.as_ref().map(|v| v.confidence),
+        margin: None,
+        threshold: Some(kw.min_confidence),
+        confident: verdict.as_ref().is_some_and(|v| v.confidence >= kw.min_confidence),
+        scores: verdict.as_ref().map(|v| top5(&v.scores)).unwrap_or_default(),
+        tokens: None,
+        error: None,
+    }];
     if let Some(v) = verdict.as_ref().filter(|v| v.confidence >= kw.min_confidence) {
         return Decision {
             tier: Tier::Keyword,
@@ -111,7 +183,54 @@ fn cascade(config: &Config, text: &str) -> Decision {
             capability: Some(v.capability.clone()),
             confidence: Some(v.confidence),
             best_guess: None,
+            trace,
         };
+    }
+    let mut best_guess = verdict;
+    let embedding = match tier2 {
+        Tier2::Off => None,
+        Tier2::Unavailable(error) => Some(Err(error)),
+        Tier2::Ready(t) => Some(t.classify(text)),
+    };
+    match embedding {
+        None => {}
+        Some(Err(error)) => trace.push(TierTrace {
+            tier: Tier::Embedding.as_str(),
+            capability: None,
+            confidence: None,
+            margin: None,
+            threshold: None,
+            confident: false,
+            scores: Vec::new(),
+            tokens: None,
+            error: Some(error),
+        }),
+        Some(Ok((sv, tokens))) => {
+            trace.push(TierTrace {
+                tier: Tier::Embedding.as_str(),
+                capability: Some(sv.verdict.capability.clone()),
+                confidence: Some(sv.verdict.confidence),
+                margin: Some(sv.margin),
+                threshold: Some(sv.threshold),
+                confident: sv.confident,
+                scores: top5(&sv.verdict.scores),
+                tokens: Some(tokens),
+                error: None,
+            });
+            if sv.confident {
+                let v = sv.verdict;
+                return Decision {
+                    tier: Tier::Embedding,
+                    models: route_models(config, &v.route),
+                    route: v.route,
+                    capability: Some(v.capability),
+                    confidence: Some(v.confidence),
+                    best_guess: None,
+                    trace,
+                };
+            }
+            best_guess = Some(sv.verdict);
+        }
     }
     let route = config.router.default_route.clone();
     Decision {
@@ -120,7 +239,8 @@ fn cascade(config: &Config, text: &str) -> Decision {
         route,
         capability: None,
         confidence: None,
-        best_guess: verdict,
+        best_guess,
+        trace,
     }
 }
 

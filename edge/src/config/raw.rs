@@ -149,6 +149,31 @@ pub struct RawRouter {
     #[serde(default)]
     pub aliases: Vec<String>,
     pub keyword: Option<RawKeywordTier>,
+    pub embedding: Option<RawEmbeddingTier>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbeddingTier {
+    /// `int8` (default: 23 MB file) or `f32` (90 MB), or a file name.
+    pub model: Option<String>,
+    pub tokenizer: Option<String>,
+    /// The precomputed example vectors (`gateway intents build`).
+    pub intents_file: Option<String>,
+    pub min_confidence: Option<f64>,
+    pub min_margin: Option<f64>,
+    pub max_tokens: Option<usize>,
+    #[serde(default)]
+    pub intents: Vec<RawIntent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntent {
+    pub capability: String,
+    pub route: Option<String>,
+    pub threshold: Option<f64>,
+    pub examples: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

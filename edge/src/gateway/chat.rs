@@ -39,6 +39,63 @@ type KeyCache = HashMap<[u8; 32], (u64, Option<Arc<ClientKey>>)>;
 pub struct Shared {
     memory: RefCell<HashMap<String, LedgerState>>,
     key_cache: RefCell<KeyCache>,
+    semantic: super::semantic::SemanticCache,
+}
+
+/// Runs the router, loading tier 2 first when the cascade will need it.
+pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &ParsedChat) -> Result<router::Decision, GatewayError> {
+    let Some(cfg) = config.router.embedding.as_ref().filter(|_| router::needs_semantic(config, chat)) else {
+        return router::decide(config, chat, router::Tier2::Off);
+    };
+    match shared.semantic.get(p, cfg).await {
+        Ok(loaded) => router::decide(config, chat, router::Tier2::Ready(&*loaded)),
+        Err(e) => router::decide(config, chat, router::Tier2::Unavailable(e)),
+    }
+}
+
+/// `POST /v1/route`: the decision for a chat body, without calling a provider: the tiers that
+/// ran with their scores, the route, the models in order, and those the key's policy removed.
+pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
+    let key = match authenticate(shared, p, &config, &req.headers).await {
+        Ok(k) => k,
+        Err(e) => {
+            super::drain(req.body).await;
+            return Err(e);
+        }
+    };
+    rec.key = Some(key.name.clone());
+    let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
+    let chat = ParsedChat::from_slice(&body)?;
+    let mut decision = route(shared, p, &config, &chat).await?;
+    let sensitivity = policy::sensitivity(&config, &chat);
+    let plan = policy::plan(&config, &key, &mut decision, &chat, &sensitivity);
+    rec.decision = Some(decision.clone());
+    let d = &decision;
+    let mut out = serde_json::json!({
+        "object": "route.decision",
+        "tier": d.tier.as_str(),
+        "route": d.route,
+        "capability": d.capability,
+        "confidence": d.confidence,
+        "best_guess": d.best_guess.as_ref().map(|g| serde_json::json!({"capability": g.capability, "route": g.route, "confidence": g.confidence})),
+        "tiers": d.trace,
+        "sensitive": sensitivity.pii.iter().map(|c| c.as_str().to_owned()).chain(sensitivity.capabilities.iter().cloned()).collect::<Vec<_>>(),
+    });
+    match plan {
+        Ok(plan) => {
+            out["model"] = plan.models.first().cloned().into();
+            out["candidates"] = plan.models.clone().into();
+            out["pinned_local"] = plan.pinned_local.into();
+            out["rejected"] = plan.rejected.iter().map(|r| serde_json::json!({"model": r.model, "reason": r.reason})).collect::<Vec<_>>().into();
+            out["estimated_prompt_tokens"] = plan.prompt_tokens.into();
+            out["max_cost_usd"] = cost::usd(plan.reserve_cost).into();
+        }
+        Err(e) => {
+            out["model"] = Value::Null;
+            out["refused"] = serde_json::json!({"status": e.status(), "error": e.to_json()["error"]});
+        }
+    }
+    Ok(Response::json(200, &out))
 }
 
 /// Applies `op` to the counters of `subject` in the configured store.
@@ -224,7 +281,7 @@ pub async fn chat<P: Platform>(
     let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
     let chat = ParsedChat::from_slice(&body)?;
     rec.stream = chat.request.stream;
-    let mut decision = router::decide(&config, &chat)?;
+    let mut decision = route(shared, p, &config, &chat).await?;
     rec.decision = Some(decision.clone());
     let sensitivity = policy::sensitivity(&config, &chat);
     rec.sensitive = sensitivity.pii.iter().map(|c| c.as_str().to_owned()).chain(sensitivity.capabilities.iter().cloned()).collect();

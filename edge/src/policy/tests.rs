@@ -32,7 +32,7 @@ keys:
 fn run(key: &str, body: &str) -> Result<(Decision, Plan), GatewayError> {
     let config = Config::from_yaml(YAML).expect("valid config");
     let chat = ParsedChat::from_slice(body.as_bytes()).expect("valid body");
-    let mut d = router::decide(&config, &chat)?;
+    let mut d = router::decide(&config, &chat, router::Tier2::Off)?;
     let s = sensitivity(&config, &chat);
     let k = config.keys.get(key).expect("key");
     let plan = plan(&config, k, &mut d, &chat, &s)?;

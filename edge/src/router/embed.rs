@@ -199,10 +199,6 @@ pub fn normalize(v: &mut [f32]) {
     }
 }
 
-/// Dot product: the cosine of two unit vectors.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 /// The first `max` bytes of `text`, cut at a char boundary.
 fn clip(text: &str, max: usize) -> &str {

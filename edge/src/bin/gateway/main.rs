@@ -4,6 +4,13 @@
 //!   prints it once, with the hash line for the YAML's `keys:` and the KV record for
 //!   `auth.kv_keys`. The key itself is stored nowhere.
 //! - `gateway config check FILE`: validates a config file and prints every problem.
+//! - `gateway intents build [--config FILE] [--models DIR]`: precomputes the embedding tier's
+//!   example vectors (`intents.bin`, shipped beside the model).
+//! - `gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]`:
+//!   routes a labelled set through tiers 1-2 and prints accuracy, F1, tier shares, latency.
+
+#[cfg(feature = "embedding")]
+mod routing;
 
 use std::process::ExitCode;
 
@@ -11,7 +18,9 @@ use anyhow::{bail, Context as _, Result};
 use llm_gateway::auth;
 use llm_gateway::Config;
 
-const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE";
+const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE\n  \
+    gateway intents build [--config FILE] [--models DIR] [--out FILE]\n  \
+    gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -71,6 +80,40 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                 }
             }
         }
+        #[cfg(feature = "embedding")]
+        ["intents", "build", rest @ ..] => {
+            routing::build(&routing_opts(rest)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "embedding")]
+        ["eval", rest @ ..] => {
+            routing::eval(&routing_opts(rest)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         _ => bail!("{USAGE}"),
     }
+}
+
+#[cfg(feature = "embedding")]
+fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
+    let mut o = routing::Opts {
+        config: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml"),
+        models: routing::default_models_dir(),
+        data: None,
+        out: None,
+        sweep: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().map(std::path::PathBuf::from).with_context(|| format!("{a} needs a value"));
+        match *a {
+            "--config" => o.config = value()?,
+            "--models" => o.models = value()?,
+            "--data" => o.data = Some(value()?),
+            "--out" => o.out = Some(value()?),
+            "--sweep" => o.sweep = true,
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    Ok(o)
 }
