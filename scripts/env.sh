@@ -15,3 +15,5 @@ export GATEWAY_WRANGLER="$NPM_DIR/wrangler/bin/wrangler.js"
 export GATEWAY_WORKER_JS="$ROOT/edge/build/index.js"
 export GATEWAY_SPIN_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/llm_gateway.wasm"
 export WASI_HOST_BIN="$CARGO_TARGET_DIR/host/wasi-host"
+# The embedding tier's files (models/fetch writes them).
+export GATEWAY_MODELS_DIR="${GATEWAY_MODELS_DIR:-$ROOT/models/minilm}"

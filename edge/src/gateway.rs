@@ -153,7 +153,10 @@ impl Gateway {
             detail,
         })?;
         match path.as_str() {
-            "/healthz" => Ok((Response::json(200, &json!({"status": "ok", "config_source": source.as_str(), "config_digest": config.digest})), None)),
+            "/healthz" => Ok((
+                Response::json(200, &json!({"status": "ok", "config_source": source.as_str(), "config_digest": config.digest, "memory_bytes": memory_bytes()})),
+                None,
+            )),
             "/v1/models" | "/models" => {
                 let key = chat::authenticate(&self.shared, p, &config, &req.headers).await?;
                 rec.key = Some(key.name.clone());
@@ -162,6 +165,19 @@ impl Gateway {
             "/v1/route" => Ok((chat::explain(&self.shared, p, config, req, rec).await?, None)),
             _ => chat::chat(&self.shared, p, config, req, rec).await,
         }
+    }
+}
+
+/// The wasm instance's linear memory (what the Workers 128 MB limit counts, with the JS heap);
+/// `None` natively.
+fn memory_bytes() -> Option<u64> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        Some(core::arch::wasm32::memory_size(0) as u64 * 65536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
     }
 }
 

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod models;
 pub mod platform;
 pub mod policy;
 pub mod providers;

@@ -10,6 +10,7 @@
 pub mod mock;
 pub mod runtime;
 pub mod scenarios;
+pub mod semantic;
 pub mod zero_trust;
 
 use std::path::PathBuf;

@@ -40,6 +40,54 @@ fn env_path(name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// The embedding tier's files (models/fetch, then `gateway intents build` in scripts/build).
+pub fn models_dir() -> Result<PathBuf> {
+    let dir = std::env::var_os("GATEWAY_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| crate::repo_root().join("models/minilm"));
+    for f in MODEL_FILES {
+        if !dir.join(f).exists() {
+            bail!("{} is missing: run models/fetch and scripts/build (./scripts/test does both)", dir.join(f).display());
+        }
+    }
+    Ok(dir)
+}
+
+/// What the tests seed: the bundled default's model (int8), its tokenizer and the vectors.
+pub const MODEL_FILES: [&str; 3] = ["model-int8.onnx", "tokenizer.json", "intents.bin"];
+
+/// Writes the model files into the local `MODELS` KV namespace the way a deploy does
+/// (`gateway models kv-bulk`, then `wrangler kv bulk put`): chunked, manifest last.
+async fn seed_workers_models(dir: &Path, node: &Path, wrangler: &Path) -> Result<()> {
+    use base64::Engine as _;
+    let models = models_dir()?;
+    let mut entries = Vec::new();
+    for f in MODEL_FILES {
+        let bytes = std::fs::read(models.join(f))?;
+        for (key, value) in llm_gateway::models::kv_entries(f, &bytes) {
+            entries.push(serde_json::json!({"key": key, "value": base64::engine::general_purpose::STANDARD.encode(value), "base64": true}));
+        }
+    }
+    let bulk = dir.join("models-bulk.json");
+    std::fs::write(&bulk, serde_json::to_vec(&entries)?)?;
+    let out = Command::new(node)
+        .arg(wrangler)
+        .args(["kv", "bulk", "put", "--binding", "MODELS", "--local"])
+        .arg(&bulk)
+        .arg("--persist-to")
+        .arg(dir.join("state"))
+        .arg("-c")
+        .arg(dir.join("wrangler.toml"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true")
+        .current_dir(dir)
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("seeding MODELS failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let _ = std::fs::remove_file(&bulk);
+    Ok(())
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -61,6 +109,11 @@ fn capture(stream: impl AsyncRead + Unpin + Send + 'static, logs: Arc<Mutex<Stri
 
 impl Runtime {
     pub async fn start(kind: Kind) -> Result<Runtime> {
+        Self::start_with(kind, &[]).await
+    }
+
+    /// `host_args` go to `wasi-host serve` (ignored for Workers).
+    pub async fn start_with(kind: Kind, host_args: &[&str]) -> Result<Runtime> {
         let dir = std::env::temp_dir().join(format!("gateway-e2e-{kind:?}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -74,11 +127,12 @@ impl Runtime {
                 std::fs::write(
                     dir.join("wrangler.toml"),
                     format!(
-                        "name = \"gateway-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-01\"\n\n[[kv_namespaces]]\nbinding = \"GATEWAY_KV\"\nid = \"e2e\"\n\n[[durable_objects.bindings]]\nname = \"LEDGER\"\nclass_name = \"LedgerObject\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"LedgerObject\"]\n",
+                        "name = \"gateway-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-01\"\n\n[[kv_namespaces]]\nbinding = \"GATEWAY_KV\"\nid = \"e2e\"\n\n[[kv_namespaces]]\nbinding = \"MODELS\"\nid = \"e2e-models\"\n\n[[durable_objects.bindings]]\nname = \"LEDGER\"\nclass_name = \"LedgerObject\"\n\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"LedgerObject\"]\n",
                         main.display()
                     ),
                 )?;
                 std::fs::write(dir.join(".dev.vars"), format!("OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\n"))?;
+                seed_workers_models(&dir, &node, &wrangler).await?;
                 let port = free_port()?;
                 let mut child = Command::new(&node)
                     .arg(&wrangler)
@@ -110,8 +164,11 @@ impl Runtime {
                     .arg("--component")
                     .arg(&wasm)
                     .arg(format!("--kv=default={}", dir.join("kv").display()))
+                    // spin.toml: files = [{ source = "models/minilm", destination = "/models" }]
+                    .arg(format!("--dir={}::/models", models_dir()?.display()))
                     .arg(format!("--var=openai_api_key={OPENAI_KEY}"))
                     .arg(format!("--var=anthropic_api_key={ANTHROPIC_KEY}"))
+                    .args(host_args)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .process_group(0)

@@ -58,8 +58,15 @@ cases!(
     sensitive_prompt_fails_closed_when_no_local_model_serves,
     local_only_key_never_reaches_the_cloud,
     audit_record_has_the_request_and_no_pii,
+    embedding_tier_routes_by_intent_and_explains,
+    confident_keyword_skips_the_embedding,
+    unsure_embedding_falls_back_to_the_default_route,
+    route_endpoint_applies_the_key_policy,
+    embedding_bad_input_is_bounded,
+    model_loads_once_from_platform_files,
 );
 
+use crate::semantic::*;
 use crate::zero_trust::*;
 
 /// The test key of `name` in `e2e.yaml`.
@@ -268,8 +275,9 @@ async fn keyword_routing_picks_route(c: &Ctx) -> Result<()> {
     ensure!(r.header("x-gateway-tier") == "keyword" && r.header("x-gateway-route") == "code" && r.header("x-gateway-capability") == "code");
     ensure!(r.header("x-gateway-confidence") == "1.000", "{}", r.header("x-gateway-confidence"));
     let r = post(c, json!({"model": "auto", "messages": user("Tell me about the weather in spring")})).await?;
+    // Tier 2 may be sure it is general chat; either way the general route serves.
     expect_served(&r, "oa", "1")?;
-    ensure!(r.header("x-gateway-tier") == "default" && r.header("x-gateway-route") == "general");
+    ensure!(matches!(r.header("x-gateway-tier"), "default" | "embedding") && r.header("x-gateway-route") == "general");
     let r = post(c, json!({"model": "code", "messages": user("hi")})).await?;
     ensure!(r.header("x-gateway-tier") == "route" && r.header("x-gateway-model") == "an");
     Ok(())

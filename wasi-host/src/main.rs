@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a wasi:http component over HTTP/1.1, one instance per request (as Spin does).
+    /// Serve a wasi:http component over HTTP/1.1.
     Serve {
         /// The component (.wasm), e.g. the gateway built for wasm32-wasip2.
         #[arg(long)]
@@ -40,6 +40,16 @@ enum Command {
         /// Requests handled at once; more wait.
         #[arg(long, default_value_t = 256)]
         max_concurrency: usize,
+        /// Mount a host directory read-only: HOST_DIR::GUEST_PATH (Spin's component `files`).
+        #[arg(long = "dir", value_name = "HOST::GUEST")]
+        dirs: Vec<String>,
+        /// Requests one instance serves one after another (1: a fresh instance per request, as
+        /// Spin 3 does for wasi:http 0.2 components).
+        #[arg(long, default_value_t = 1000)]
+        instance_reuse: u32,
+        /// Finished instances kept for reuse.
+        #[arg(long, default_value_t = 4)]
+        idle_instances: usize,
     },
     /// Write KEY in a store directory from a file (atomically, safe while the host runs).
     KvPut {
@@ -65,12 +75,27 @@ fn pairs(items: &[String], what: &str) -> Result<HashMap<String, String>> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { component, listen, kv, vars, max_concurrency } => {
+        Command::Serve { component, listen, kv, vars, max_concurrency, dirs, instance_reuse, idle_instances } => {
+            let dirs = dirs
+                .iter()
+                .map(|d| match d.split_once("::") {
+                    Some((host, guest)) if !host.is_empty() && guest.starts_with('/') => Ok((PathBuf::from(host), guest.to_owned())),
+                    _ => bail!("--dir expects HOST_DIR::/GUEST_PATH, got {d:?}"),
+                })
+                .collect::<Result<Vec<_>>>()?;
             let kv_dirs = pairs(&kv, "kv")?.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect();
             let variables = pairs(&vars, "var")?;
             let spin = spin_api::SpinConfig { kv_dirs, variables, ..Default::default() }.with_env_variables();
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(serve::run(serve::ServeOptions { component, listen, spin, max_concurrency: max_concurrency.max(1) }))
+            rt.block_on(serve::run(serve::ServeOptions {
+                component,
+                listen,
+                spin,
+                max_concurrency: max_concurrency.max(1),
+                dirs,
+                instance_reuse,
+                idle_instances,
+            }))
         }
         Command::KvPut { dir, key, file } => {
             let value = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

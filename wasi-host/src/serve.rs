@@ -1,9 +1,16 @@
 //! `wasi-host serve`: an HTTP/1.1 server that runs a wasi:http component (the gateway's Spin
-//! build) with a fresh instance per request, like Spin does, plus Spin's key-value and
-//! variables interfaces (`spin_api`). Bounded concurrency; graceful shutdown on Ctrl-C/SIGTERM.
+//! build) plus Spin's key-value and variables interfaces (`spin_api`) and read-only component
+//! files (`--dir`, Spin's `files`). Bounded concurrency; graceful shutdown on Ctrl-C/SIGTERM.
+//!
+//! Instances: with `--instance-reuse 1` every request gets a fresh instance, as Spin 3 does for
+//! wasi:http 0.2 components. With N > 1 an instance that finished a request cleanly is kept
+//! (at most `--idle-instances` of them) and serves up to N requests one after another, so
+//! state the guest builds once (the embedding model: tens of MB, hundreds of ms) is reused,
+//! as in a Workers isolate. A trapped instance is never reused.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
@@ -12,10 +19,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{DirPerms, FilePerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -51,12 +58,28 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub spin: SpinConfig,
     pub max_concurrency: usize,
+    /// (host directory, guest path) mounted read-only in every instance.
+    pub dirs: Vec<(PathBuf, String)>,
+    /// Requests one instance may serve (1: a fresh instance per request).
+    pub instance_reuse: u32,
+    pub idle_instances: usize,
 }
 
 struct Server {
     pre: ProxyPre<RequestState>,
     spin: Arc<SpinConfig>,
     permits: Arc<Semaphore>,
+    dirs: Vec<(PathBuf, String)>,
+    instance_reuse: u32,
+    idle_instances: usize,
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// An instance that finished its last request cleanly.
+struct Idle {
+    store: Store<RequestState>,
+    proxy: Proxy,
+    served: u32,
 }
 
 pub async fn run(opts: ServeOptions) -> Result<()> {
@@ -79,6 +102,10 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         pre,
         spin: Arc::new(opts.spin),
         permits: Arc::new(Semaphore::new(opts.max_concurrency)),
+        dirs: opts.dirs,
+        instance_reuse: opts.instance_reuse.max(1),
+        idle_instances: opts.idle_instances,
+        idle: Mutex::new(Vec::new()),
     });
     let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
     // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
@@ -125,26 +152,54 @@ async fn shutdown_signal() {
 }
 
 impl Server {
-    async fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
-        let permit = self.permits.clone().acquire_owned().await?;
-        let mut store = Store::new(
+    fn new_store(&self) -> Result<Store<RequestState>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        for (host, guest) in &self.dirs {
+            wasi.preopened_dir(host, guest, DirPerms::READ, FilePerms::READ)
+                .map_err(wt)
+                .with_context(|| format!("mounting {} at {guest}", host.display()))?;
+        }
+        Ok(Store::new(
             self.pre.engine(),
-            RequestState {
-                wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                spin: self.spin.clone(),
-            },
-        );
+            RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new(), spin: self.spin.clone() },
+        ))
+    }
+
+    fn take_idle(&self) -> Option<Idle> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn put_idle(&self, idle: Idle) {
+        if let Ok(mut pool) = self.idle.lock() {
+            if pool.len() < self.idle_instances {
+                pool.push(idle);
+            }
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let permit = self.permits.clone().acquire_owned().await?;
+        let (mut store, proxy, served) = match self.take_idle() {
+            Some(i) => (i.store, Some(i.proxy), i.served),
+            None => (self.new_store()?, None, 0),
+        };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(wt)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
-        let pre = self.pre.clone();
+        let server = self.clone();
         // The instance keeps running after the head is sent, to stream the body.
         let task = tokio::task::spawn(async move {
             let _permit = permit;
-            let proxy = pre.instantiate_async(&mut store).await.map_err(wt)?;
-            proxy.wasi_http_incoming_handler().call_handle(store, req, out).await.map_err(wt)
+            let proxy = match proxy {
+                Some(p) => p,
+                None => server.pre.instantiate_async(&mut store).await.map_err(wt)?,
+            };
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(wt)?;
+            if served + 1 < server.instance_reuse {
+                server.put_idle(Idle { store, proxy, served: served + 1 });
+            }
+            Ok::<(), anyhow::Error>(())
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),

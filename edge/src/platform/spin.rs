@@ -22,7 +22,7 @@ use spin_sdk::key_value::{Error as KvErr, Store};
 use wasi::clocks::{monotonic_clock, wall_clock};
 
 use crate::gateway::{Body, Gateway, Request};
-use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
 use crate::policy::ledger::{LedgerState, Op, Reply};
 
 #[derive(Clone, Copy)]
@@ -104,6 +104,19 @@ impl KeyValue for SpinPlatform {
     async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         let store = Store::open_default().map_err(|e| KvError(e.to_string()))?;
         store.set(key, value).map_err(|e| KvError(e.to_string()))
+    }
+}
+
+/// Where `spin.toml` mounts the model files (`files = [{ source = "models/minilm", destination = "/models" }]`).
+const MODELS_DIR: &str = "/models";
+
+impl ModelFiles for SpinPlatform {
+    async fn model_file(&self, name: &str) -> Result<Option<Vec<u8>>, KvError> {
+        match std::fs::read(format!("{MODELS_DIR}/{name}")) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(KvError(format!("{MODELS_DIR}/{name}: {e}"))),
+        }
     }
 }
 

@@ -19,10 +19,13 @@ use std::cell::RefCell;
 use worker::{durable_object, event, Context, Delay, DurableObject, Env, Fetch, Headers, Method, RequestInit, State};
 
 use crate::gateway::{Body, Gateway, Request};
-use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, Random, Secrets, UpstreamRequest, UpstreamResponse};
+use crate::models;
+use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
 use crate::policy::ledger::{LedgerState, Op, Reply};
 
 const KV_BINDING: &str = "GATEWAY_KV";
+/// The KV namespace holding the embedding tier's files, chunked (`crate::models`).
+const MODELS_BINDING: &str = "MODELS";
 /// The Durable Object namespace holding one `LedgerObject` per counted subject.
 const LEDGER_BINDING: &str = "LEDGER";
 
@@ -88,6 +91,22 @@ impl KeyValue for WorkersPlatform {
         let kv = self.env.kv(KV_BINDING).map_err(|e| KvError(e.to_string()))?;
         let put = kv.put_bytes(key, value).map_err(|e| KvError(e.to_string()))?;
         put.execute().await.map_err(|e| KvError(e.to_string()))
+    }
+}
+
+impl ModelFiles for WorkersPlatform {
+    async fn model_file(&self, name: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let kv = self.env.kv(MODELS_BINDING).map_err(|_| KvError(format!("no KV binding {MODELS_BINDING} for the model files (wrangler.toml)")))?;
+        let err = |e: worker::kv::KvError| KvError(format!("{MODELS_BINDING}/{name}: {e}"));
+        let Some(manifest) = kv.get(name).bytes().await.map_err(err)? else { return Ok(None) };
+        let manifest: models::Manifest = serde_json::from_slice(&manifest).map_err(|e| KvError(format!("{MODELS_BINDING}/{name}: bad manifest: {e}")))?;
+        let reads = (0..manifest.chunks).map(|i| {
+            let key = manifest.chunk_key(name, i);
+            let kv = &kv;
+            async move { kv.get(&key).bytes().await.map_err(err)?.ok_or_else(|| KvError(format!("{MODELS_BINDING}/{key}: missing chunk"))) }
+        });
+        let chunks = futures::future::try_join_all(reads).await?;
+        models::assemble(name, &manifest, chunks).map(Some).map_err(KvError)
     }
 }
 

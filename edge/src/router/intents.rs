@@ -248,7 +248,7 @@ mod tests {
     fn per_intent_threshold_and_shared_capability() {
         let c = cfg(vec![("code", Some(0.99)), ("math", None), ("math", None)]);
         let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])], vec![unit(&[0.0, 0.0, 1.0])]]);
-        let v = idx.classify(&unit(&[0.95, 0.05, 0.0])).expect("verdict");
+        let v = idx.classify(&unit(&[0.9, 0.3, 0.0])).expect("verdict");
         assert_eq!(v.verdict.capability, "code");
         assert!(!v.confident, "0.99 threshold for code");
         let v = idx.classify(&unit(&[0.0, 0.1, 1.0])).expect("verdict");

@@ -4,8 +4,10 @@
 //!   prints it once, with the hash line for the YAML's `keys:` and the KV record for
 //!   `auth.kv_keys`. The key itself is stored nowhere.
 //! - `gateway config check FILE`: validates a config file and prints every problem.
-//! - `gateway intents build [--config FILE] [--models DIR]`: precomputes the embedding tier's
-//!   example vectors (`intents.bin`, shipped beside the model).
+//! - `gateway intents build [--config FILE]... [--models DIR]`: precomputes the embedding
+//!   tier's example vectors for every given config (`intents.bin`, shipped beside the model).
+//! - `gateway models kv-bulk --out FILE [--models DIR] [FILE...]`: the model files as a
+//!   `wrangler kv bulk put --binding MODELS FILE` input (chunked, manifests last).
 //! - `gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]`:
 //!   routes a labelled set through tiers 1-2 and prints accuracy, F1, tier shares, latency.
 
@@ -20,6 +22,7 @@ use llm_gateway::Config;
 
 const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE\n  \
     gateway intents build [--config FILE] [--models DIR] [--out FILE]\n  \
+    gateway models kv-bulk --out FILE [--models DIR] [NAME...]\n  \
     gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]";
 
 fn main() -> ExitCode {
@@ -80,6 +83,37 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                 }
             }
         }
+        ["models", "kv-bulk", rest @ ..] => {
+            use base64::Engine as _;
+            let (mut out, mut dir, mut names) = (None, None, Vec::new());
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match *a {
+                    "--out" => out = it.next().copied(),
+                    "--models" => dir = it.next().copied(),
+                    name => names.push(name),
+                }
+            }
+            let out = out.context(USAGE)?;
+            let dir = dir.map(std::path::PathBuf::from).unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/minilm"));
+            if names.is_empty() {
+                names = vec!["model-int8.onnx", "tokenizer.json", "intents.bin"];
+            }
+            let mut entries = Vec::new();
+            let mut manifests = Vec::new();
+            for name in names {
+                let bytes = std::fs::read(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))?;
+                for (key, value) in llm_gateway::models::kv_entries(name, &bytes) {
+                    let entry = serde_json::json!({"key": key, "value": base64::engine::general_purpose::STANDARD.encode(&value), "base64": true});
+                    // Manifests go last, so a reader never finds one before its chunks.
+                    if key == name { manifests.push(entry) } else { entries.push(entry) }
+                }
+            }
+            entries.extend(manifests);
+            std::fs::write(out, serde_json::to_vec(&entries)?).with_context(|| format!("writing {out}"))?;
+            eprintln!("{out}: {} KV entries", entries.len());
+            Ok(ExitCode::SUCCESS)
+        }
         #[cfg(feature = "embedding")]
         ["intents", "build", rest @ ..] => {
             routing::build(&routing_opts(rest)?)?;
@@ -97,7 +131,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
 #[cfg(feature = "embedding")]
 fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
     let mut o = routing::Opts {
-        config: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml"),
+        configs: Vec::new(),
         models: routing::default_models_dir(),
         data: None,
         out: None,
@@ -107,13 +141,16 @@ fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
     while let Some(a) = it.next() {
         let mut value = || it.next().map(std::path::PathBuf::from).with_context(|| format!("{a} needs a value"));
         match *a {
-            "--config" => o.config = value()?,
+            "--config" => o.configs.push(value()?),
             "--models" => o.models = value()?,
             "--data" => o.data = Some(value()?),
             "--out" => o.out = Some(value()?),
             "--sweep" => o.sweep = true,
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
+    }
+    if o.configs.is_empty() {
+        o.configs.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml"));
     }
     Ok(o)
 }

@@ -14,17 +14,23 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub struct Opts {
-    pub config: PathBuf,
+    /// The first is the one evaluated; `intents build` covers the examples of all.
+    pub configs: Vec<PathBuf>,
     pub models: PathBuf,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub sweep: bool,
 }
 
+fn read_config(path: &Path) -> Result<(Config, EmbeddingTierConfig)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let config = Config::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
+    let Some(cfg) = config.router.embedding.clone() else { bail!("{}: no router.embedding section", path.display()) };
+    Ok((config, cfg))
+}
+
 fn load(opts: &Opts) -> Result<(Config, EmbeddingTierConfig, Embedder, Vec<u8>)> {
-    let text = std::fs::read_to_string(&opts.config).with_context(|| format!("reading {}", opts.config.display()))?;
-    let config = Config::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}:\n{e}", opts.config.display()))?;
-    let Some(cfg) = config.router.embedding.clone() else { bail!("{}: no router.embedding section", opts.config.display()) };
+    let (config, cfg) = read_config(opts.configs.first().context("no config")?)?;
     let read = |name: &str| -> Result<Vec<u8>> {
         let p = opts.models.join(name);
         std::fs::read(&p).with_context(|| format!("reading {} (run models/fetch)", p.display()))
@@ -42,8 +48,24 @@ pub fn build(opts: &Opts) -> Result<()> {
     let mut file = VectorFile { dim: embedder.dim(), ..VectorFile::default() };
     file.model_sha256.copy_from_slice(&Sha256::digest(&model));
     let started = Instant::now();
-    for e in cfg.intents.iter().flat_map(|i| &i.examples) {
-        file.vectors.insert(text_key(e), embedder.embed(e)?.vector);
+    let mut examples: Vec<String> = cfg.intents.iter().flat_map(|i| i.examples.clone()).collect();
+    // Further configs only lend their examples (they may be templates, like the tests').
+    for other in opts.configs.iter().skip(1) {
+        let text = std::fs::read_to_string(other).with_context(|| format!("reading {}", other.display()))?;
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", other.display()))?;
+        let e = &v["router"]["embedding"];
+        let model = e["model"].as_str().unwrap_or("int8");
+        let same = cfg.model_file == format!("model-{model}.onnx") || cfg.model_file == model;
+        if !same || e["max_tokens"].as_u64().unwrap_or(128) != cfg.max_tokens as u64 {
+            bail!("{}: another model or max_tokens than {}: build its intents file separately", other.display(), cfg.model_file);
+        }
+        let intents = e["intents"].as_sequence().cloned().unwrap_or_default();
+        examples.extend(intents.iter().flat_map(|i| i["examples"].as_sequence().cloned().unwrap_or_default()).filter_map(|x| x.as_str().map(str::to_owned)));
+    }
+    for e in &examples {
+        if let std::collections::hash_map::Entry::Vacant(v) = file.vectors.entry(text_key(e)) {
+            v.insert(embedder.embed(e)?.vector);
+        }
     }
     let elapsed = started.elapsed();
     let out = opts.out.clone().unwrap_or_else(|| opts.models.join(&cfg.intents_file));
