@@ -39,7 +39,7 @@ fn embedding(c: &mut Criterion) {
     for file in ["model-int8.onnx", "model-f32.onnx"] {
         let model = read(file);
         for tokens in [16usize, 128] {
-            let e = Embedder::load(&model, &tokenizer, tokens).expect("loads");
+            let e = Embedder::load(model.clone(), &tokenizer, tokens).expect("loads");
             assert_eq!(e.count_tokens(TEXT).expect("tokenizes"), tokens);
             g.bench_function(format!("{file}, {tokens} tokens"), |b| b.iter(|| black_box(e.embed(black_box(TEXT)).expect("embeds"))));
         }
@@ -49,7 +49,7 @@ fn embedding(c: &mut Criterion) {
     g.sample_size(10);
     for file in ["model-int8.onnx", "model-f32.onnx"] {
         let model = read(file);
-        g.bench_function(format!("{file} + tokenizer"), |b| b.iter(|| black_box(Embedder::load(&model, &tokenizer, 128).expect("loads"))));
+        g.bench_function(format!("{file} + tokenizer"), |b| b.iter(|| black_box(Embedder::load(model.clone(), &tokenizer, 128).expect("loads"))));
     }
     g.finish();
 }

@@ -31,7 +31,7 @@ fn vector(v: &Value) -> Vec<f32> {
 }
 
 fn check(model_file: &str, reference_key: &str, min_cos: f32) {
-    let embedder = Embedder::load(&read(model_file), &read("tokenizer.json"), 256).expect("model loads");
+    let embedder = Embedder::load(read(model_file), &read("tokenizer.json"), 256).expect("model loads");
     let rows = reference();
     assert!(rows.len() >= 20);
     let mut worst = (1.0f32, String::new());
@@ -65,7 +65,7 @@ fn int8_matches_onnxruntime_int8() {
 
 #[test]
 fn bad_input_is_bounded_and_never_panics() {
-    let embedder = Embedder::load(&read("model-int8.onnx"), &read("tokenizer.json"), 256).expect("model loads");
+    let embedder = Embedder::load(read("model-int8.onnx"), &read("tokenizer.json"), 256).expect("model loads");
     let huge = "lorem ipsum dolor sit amet ".repeat(4000); // ~108 KB
     assert_eq!(embedder.embed(&huge).expect("embeds").tokens, 256);
     let junk = String::from_utf8_lossy(&(0..=255u8).cycle().take(100_000).collect::<Vec<_>>()).into_owned();
@@ -78,6 +78,6 @@ fn bad_input_is_bounded_and_never_panics() {
 #[test]
 fn rejects_files_that_are_not_the_model() {
     let tokenizer = read("tokenizer.json");
-    assert!(Embedder::load(b"not an onnx file", &tokenizer, 256).is_err());
-    assert!(Embedder::load(&read("model-int8.onnx"), b"{}", 256).is_err());
+    assert!(Embedder::load(b"not an onnx file".to_vec(), &tokenizer, 256).is_err());
+    assert!(Embedder::load(read("model-int8.onnx"), b"{}", 256).is_err());
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{DirPerms, FilePerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
@@ -156,7 +156,7 @@ impl Server {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         for (host, guest) in &self.dirs {
-            wasi.preopened_dir(host, guest, DirPerms::READ, FilePerms::READ)
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(wt)
                 .with_context(|| format!("mounting {} at {guest}", host.display()))?;
         }

@@ -117,7 +117,9 @@ async fn load<P: Platform>(p: P, cfg: EmbeddingTierConfig, key: String) -> Resul
         file(cfg.tokenizer_file.clone()),
         p.model_file(&cfg.intents_file)
     );
-    let embedder = Embedder::load(&model?, &tokenizer?, cfg.max_tokens).map_err(|e| e.to_string())?;
+    let tokenizer = tokenizer?;
+    let embedder = Embedder::load(model?, &tokenizer, cfg.max_tokens).map_err(|e| e.to_string())?;
+    drop(tokenizer);
     let file = match vectors {
         Ok(Some(b)) => VectorFile::parse(&b).map_err(|e| p.log(&warn(&format!("{}: {e}; embedding every example", cfg.intents_file)))).ok(),
         _ => None,

@@ -67,15 +67,20 @@ pub struct Embedding {
 
 impl Embedder {
     /// Builds the embedder from an ONNX file (fp32, or weight-only int8) and a `tokenizer.json`.
-    pub fn load(model: &[u8], tokenizer: &[u8], max_tokens: usize) -> Result<Self, EmbedError> {
+    ///
+    /// Takes the file by value and frees each copy of the weights as soon as the next exists:
+    /// wasm linear memory never shrinks, so the peak during load is what an isolate keeps.
+    pub fn load(model: Vec<u8>, tokenizer: &[u8], max_tokens: usize) -> Result<Self, EmbedError> {
         let model_err = |e: TractError| EmbedError::Model(format!("{e:#}"));
         let onnx = tract_onnx::onnx();
         let mut proto = onnx.proto_model_for_read(&mut &model[..]).map_err(model_err)?;
+        drop(model);
         let graph = proto.graph.as_mut().ok_or_else(|| EmbedError::Model("no graph in the ONNX file".into()))?;
         let (table, vocab, dim) = cut_word_embeddings(graph)?;
         fold_int8_weights(graph)?;
 
         let mut model = onnx.model_for_proto_model(&proto).map_err(model_err)?;
+        drop(proto);
         // The graph's own symbols: a fresh one would not unify with its inner shapes.
         let batch = model.symbols.sym("batch");
         let sequence = model.symbols.sym("sequence");
