@@ -55,36 +55,39 @@ pub fn models_dir() -> Result<PathBuf> {
 pub const MODEL_FILES: [&str; 3] = ["model-int8.onnx", "tokenizer.json", "intents.bin"];
 
 /// Writes the model files into the local `MODELS` KV namespace the way a deploy does
-/// (`gateway models kv-bulk`, then `wrangler kv bulk put`): chunked, manifest last.
+/// (`gateway models kv-export`, then `wrangler kv key put` per key): chunked, manifests last.
 async fn seed_workers_models(dir: &Path, node: &Path, wrangler: &Path) -> Result<()> {
-    use base64::Engine as _;
     let models = models_dir()?;
-    let mut entries = Vec::new();
+    let (mut chunks, mut manifests) = (Vec::new(), Vec::new());
     for f in MODEL_FILES {
         let bytes = std::fs::read(models.join(f))?;
         for (key, value) in llm_gateway::models::kv_entries(f, &bytes) {
-            entries.push(serde_json::json!({"key": key, "value": base64::engine::general_purpose::STANDARD.encode(value), "base64": true}));
+            if key == f { manifests.push((key, value)) } else { chunks.push((key, value)) }
         }
     }
-    let bulk = dir.join("models-bulk.json");
-    std::fs::write(&bulk, serde_json::to_vec(&entries)?)?;
-    let out = Command::new(node)
-        .arg(wrangler)
-        .args(["kv", "bulk", "put", "--binding", "MODELS", "--local"])
-        .arg(&bulk)
-        .arg("--persist-to")
-        .arg(dir.join("state"))
-        .arg("-c")
-        .arg(dir.join("wrangler.toml"))
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "true")
-        .current_dir(dir)
-        .output()
-        .await?;
-    if !out.status.success() {
-        bail!("seeding MODELS failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let staging = dir.join("models-kv");
+    std::fs::create_dir_all(&staging)?;
+    for (key, value) in chunks.into_iter().chain(manifests) {
+        let file = staging.join(&key);
+        std::fs::write(&file, &value)?;
+        let out = Command::new(node)
+            .arg(wrangler)
+            .args(["kv", "key", "put", &key, "--binding", "MODELS", "--local", "--path"])
+            .arg(&file)
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .arg("-c")
+            .arg(dir.join("wrangler.toml"))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .current_dir(dir)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!("seeding MODELS/{key} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
     }
-    let _ = std::fs::remove_file(&bulk);
+    let _ = std::fs::remove_dir_all(&staging);
     Ok(())
 }
 

@@ -6,8 +6,9 @@
 //! - `gateway config check FILE`: validates a config file and prints every problem.
 //! - `gateway intents build [--config FILE]... [--models DIR]`: precomputes the embedding
 //!   tier's example vectors for every given config (`intents.bin`, shipped beside the model).
-//! - `gateway models kv-bulk --out FILE [--models DIR] [FILE...]`: the model files as a
-//!   `wrangler kv bulk put --binding MODELS FILE` input (chunked, manifests last).
+//! - `gateway models kv-export --out DIR [--models DIR] [NAME...]`: the model files as Workers
+//!   KV values (chunked, `edge/src/models.rs`), one file per key in DIR; prints the keys in
+//!   upload order (manifests last) for `wrangler kv key put --binding MODELS KEY --path DIR/KEY`.
 //! - `gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]`:
 //!   routes a labelled set through tiers 1-2 and prints accuracy, F1, tier shares, latency.
 
@@ -22,7 +23,7 @@ use llm_gateway::Config;
 
 const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE\n  \
     gateway intents build [--config FILE] [--models DIR] [--out FILE]\n  \
-    gateway models kv-bulk --out FILE [--models DIR] [NAME...]\n  \
+    gateway models kv-export --out DIR [--models DIR] [NAME...]\n  \
     gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]";
 
 fn main() -> ExitCode {
@@ -83,8 +84,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                 }
             }
         }
-        ["models", "kv-bulk", rest @ ..] => {
-            use base64::Engine as _;
+        ["models", "kv-export", rest @ ..] => {
             let (mut out, mut dir, mut names) = (None, None, Vec::new());
             let mut it = rest.iter();
             while let Some(a) = it.next() {
@@ -94,24 +94,23 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                     name => names.push(name),
                 }
             }
-            let out = out.context(USAGE)?;
+            let out = std::path::PathBuf::from(out.context(USAGE)?);
             let dir = dir.map(std::path::PathBuf::from).unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/minilm"));
             if names.is_empty() {
                 names = vec!["model-int8.onnx", "tokenizer.json", "intents.bin"];
             }
-            let mut entries = Vec::new();
-            let mut manifests = Vec::new();
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let (mut chunks, mut manifests) = (Vec::new(), Vec::new());
             for name in names {
                 let bytes = std::fs::read(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))?;
                 for (key, value) in llm_gateway::models::kv_entries(name, &bytes) {
-                    let entry = serde_json::json!({"key": key, "value": base64::engine::general_purpose::STANDARD.encode(&value), "base64": true});
+                    std::fs::write(out.join(&key), &value).with_context(|| format!("writing {key}"))?;
                     // Manifests go last, so a reader never finds one before its chunks.
-                    if key == name { manifests.push(entry) } else { entries.push(entry) }
+                    if key == name { manifests.push(key) } else { chunks.push(key) }
                 }
             }
-            entries.extend(manifests);
-            std::fs::write(out, serde_json::to_vec(&entries)?).with_context(|| format!("writing {out}"))?;
-            eprintln!("{out}: {} KV entries", entries.len());
+            chunks.extend(manifests);
+            std::io::Write::write_all(&mut std::io::stdout(), (chunks.join("\n") + "\n").as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "embedding")]
