@@ -309,11 +309,9 @@ fn fold_int8_weights(graph: &mut pb::GraphProto) -> Result<(), EmbedError> {
         }
         let Some(out) = n.output.first() else { continue };
         let Some((mul, cast, q, scale)) = dequant_source(graph, out) else { continue };
-        let values = i8s(q)?;
         let scales = f32s(scale)?;
-        let data = dequantize(&values, &q.dims, &scales, &scale.dims)
+        let raw = dequantize(q, &scales, &scale.dims)
             .ok_or_else(|| EmbedError::Model(format!("{}: scale shape {:?} does not broadcast over {:?}", q.name, scale.dims, q.dims)))?;
-        let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         folded.push(pb::TensorProto { name: out.clone(), dims: q.dims.clone(), data_type: DataType::Float as i32, raw_data: raw, ..pb::TensorProto::default() });
         dead.push(mul);
         dead.push(cast);
@@ -328,38 +326,36 @@ fn fold_int8_weights(graph: &mut pb::GraphProto) -> Result<(), EmbedError> {
     Ok(())
 }
 
-/// `values * scales` for a 2-D tensor with per-row (`[rows, 1]`), per-column (`[1, cols]` or
-/// `[cols]`) or scalar scales.
-fn dequantize(values: &[i8], dims: &[i64], scales: &[f32], scale_dims: &[i64]) -> Option<Vec<f32>> {
-    let (rows, cols) = match dims {
-        [r, c] => (usize::try_from(*r).ok()?, usize::try_from(*c).ok()?),
-        [c] => (1, usize::try_from(*c).ok()?),
+/// `q * scales` as little-endian f32 bytes, for a 1-D or 2-D int8 tensor with per-row
+/// (`[rows, 1]`), per-column (`[1, cols]` or `[cols]`) or scalar scales. One tight loop per row:
+/// this runs over ~10 M weights at every cold start.
+fn dequantize(q: &pb::TensorProto, scales: &[f32], scale_dims: &[i64]) -> Option<Vec<u8>> {
+    let (rows, cols) = match q.dims[..] {
+        [r, c] => (usize::try_from(r).ok()?, usize::try_from(c).ok()?),
+        [c] => (1, usize::try_from(c).ok()?),
         _ => return None,
     };
-    if values.len() != rows * cols {
+    let values: Vec<i8> = if q.int32_data.is_empty() {
+        q.raw_data.iter().map(|&b| b as i8).collect()
+    } else {
+        q.int32_data.iter().map(|&x| x.clamp(-128, 127) as i8).collect()
+    };
+    if values.len() != rows * cols || cols == 0 {
         return None;
     }
-    let per_row = scales.len() == rows && scale_dims.first().copied() == Some(rows as i64) && rows != 1;
+    let per_row = rows != 1 && scales.len() == rows && scale_dims.first().copied() == Some(rows as i64);
     let per_col = scales.len() == cols;
     if !(per_row || per_col || scales.len() == 1) {
         return None;
     }
-    Some(
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| {
-                let s = if scales.len() == 1 {
-                    scales[0]
-                } else if per_row {
-                    scales[i / cols]
-                } else {
-                    scales[i % cols]
-                };
-                f32::from(q) * s
-            })
-            .collect(),
-    )
+    let mut out = vec![0u8; values.len() * 4];
+    for (r, (src, dst)) in values.chunks_exact(cols).zip(out.chunks_exact_mut(cols * 4)).enumerate() {
+        for (c, (&v, d)) in src.iter().zip(dst.chunks_exact_mut(4)).enumerate() {
+            let s = if per_row { scales[r] } else if per_col { scales[c] } else { scales[0] };
+            d.copy_from_slice(&(f32::from(v) * s).to_le_bytes());
+        }
+    }
+    Some(out)
 }
 
 fn drop_unused_initializers(graph: &mut pb::GraphProto) {
