@@ -518,14 +518,7 @@ fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&String], route
     let mut intents = Vec::new();
     for (i, r) in e.intents.iter().enumerate() {
         let at = format!("{at}.intents[{i}]");
-        let Some(cap) = raw.capabilities.get(&r.capability) else {
-            p.unknown(format!("{at}.capability"), "capability", &r.capability, caps);
-            continue;
-        };
-        let route = r.route.clone().unwrap_or_else(|| cap.route.clone());
-        if !raw.routes.contains_key(&route) {
-            p.unknown(format!("{at}.route"), "route", &route, routes);
-        }
+        let Some(route) = capability_route(p, raw, &at, &r.capability, r.route.as_ref(), caps, routes) else { continue };
         if let Some(t) = r.threshold {
             unit(p, format!("{at}.threshold"), t);
         }
@@ -540,6 +533,28 @@ fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&String], route
         intents.push(Intent { capability: r.capability.clone(), route, threshold: r.threshold, examples: r.examples.clone() });
     }
     Some(EmbeddingTierConfig { model_file, tokenizer_file, intents_file, min_confidence, min_margin, max_tokens, intents })
+}
+
+/// The route a router rule sends `capability` to: its own `route`, else the capability's.
+/// `None` (with the problem recorded) for an unknown capability.
+fn capability_route(
+    p: &mut Problems,
+    raw: &RawConfig,
+    at: &str,
+    capability: &str,
+    route: Option<&String>,
+    caps: &[&String],
+    routes: &[&String],
+) -> Option<String> {
+    let Some(cap) = raw.capabilities.get(capability) else {
+        p.unknown(format!("{at}.capability"), "capability", capability, caps);
+        return None;
+    };
+    let route = route.cloned().unwrap_or_else(|| cap.route.clone());
+    if !raw.routes.contains_key(&route) {
+        p.unknown(format!("{at}.route"), "route", &route, routes);
+    }
+    Some(route)
 }
 
 /// A name without directories: model files are looked up in one place per platform.
@@ -558,14 +573,7 @@ fn validate_keyword(p: &mut Problems, raw: &RawConfig, caps: &[&String], routes:
     let mut rules = Vec::new();
     for (i, r) in k.rules.iter().enumerate() {
         let at = format!("router.keyword.rules[{i}]");
-        let Some(cap) = raw.capabilities.get(&r.capability) else {
-            p.unknown(format!("{at}.capability"), "capability", &r.capability, caps);
-            continue;
-        };
-        let route = r.route.clone().unwrap_or_else(|| cap.route.clone());
-        if !raw.routes.contains_key(&route) {
-            p.unknown(format!("{at}.route"), "route", &route, routes);
-        }
+        let Some(route) = capability_route(p, raw, &at, &r.capability, r.route.as_ref(), caps, routes) else { continue };
         if r.keywords.is_empty() {
             p.push(format!("{at}.keywords"), "a rule needs at least one keyword");
         }

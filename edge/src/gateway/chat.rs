@@ -53,10 +53,10 @@ pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &
     }
 }
 
-/// `POST /v1/route`: the decision for a chat body, without calling a provider: the tiers that
-/// ran with their scores, the route, the models in order, and those the key's policy removed.
-pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
-    let key = match authenticate(shared, p, &config, &req.headers).await {
+/// Authenticates the caller (draining the body of a refused one), then reads and parses the
+/// chat body within the size limit.
+async fn authenticated_chat<P: Platform>(shared: &Shared, p: &P, config: &Config, req: Request, rec: &mut Record) -> Result<(Arc<ClientKey>, ParsedChat), GatewayError> {
+    let key = match authenticate(shared, p, config, &req.headers).await {
         Ok(k) => k,
         Err(e) => {
             super::drain(req.body).await;
@@ -65,7 +65,13 @@ pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config
     };
     rec.key = Some(key.name.clone());
     let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
-    let chat = ParsedChat::from_slice(&body)?;
+    Ok((key, ParsedChat::from_slice(&body)?))
+}
+
+/// `POST /v1/route`: the decision for a chat body, without calling a provider: the tiers that
+/// ran with their scores, the route, the models in order, and those the key's policy removed.
+pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
+    let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
     let mut decision = route(shared, p, &config, &chat).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
     let plan = policy::plan(&config, &key, &mut decision, &chat, &sensitivity);
@@ -270,16 +276,7 @@ pub async fn chat<P: Platform>(
     req: Request,
     rec: &mut Record,
 ) -> Result<(Response, Option<Finish<P>>), GatewayError> {
-    let key = match authenticate(shared, p, &config, &req.headers).await {
-        Ok(k) => k,
-        Err(e) => {
-            super::drain(req.body).await;
-            return Err(e);
-        }
-    };
-    rec.key = Some(key.name.clone());
-    let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
-    let chat = ParsedChat::from_slice(&body)?;
+    let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
     rec.stream = chat.request.stream;
     let mut decision = route(shared, p, &config, &chat).await?;
     rec.decision = Some(decision.clone());
