@@ -144,6 +144,27 @@ pub struct RouterConfig {
     pub keyword: KeywordTier,
     /// Tier 2; `None` when the YAML declares no intents.
     pub embedding: Option<EmbeddingTierConfig>,
+    /// Tier 3; `None` when no classifier host is configured.
+    pub classifier: Option<ClassifierTierConfig>,
+}
+
+/// Tier 3 as configured: where the classifier host is and what it may answer.
+#[derive(Debug, Clone)]
+pub struct ClassifierTierConfig {
+    /// `{url}/v1/classify`.
+    pub url: String,
+    pub secret: String,
+    pub timeout_ms: u64,
+    pub min_confidence: f64,
+    /// Every capability with its description and route: the classifier's label set.
+    pub labels: Vec<ClassifierLabel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassifierLabel {
+    pub capability: String,
+    pub description: String,
+    pub route: String,
 }
 
 /// One problem in a config file, with the path of the field at fault.
@@ -287,6 +308,7 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
     }
     let keyword = validate_keyword(&mut p, &raw, &cap_names, &route_names);
     let embedding = validate_embedding(&mut p, &raw, &cap_names, &route_names);
+    let classifier = validate_classifier(&mut p, &raw);
     let auth = validate_auth(&mut p, &raw);
     let known = auth::Known { models: model_names.clone(), routes: route_names.clone(), capabilities: cap_names.clone() };
     let mut keys = BTreeMap::new();
@@ -334,7 +356,7 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         models,
         capabilities,
         routes,
-        router: RouterConfig { default_route: raw.router.default_route, aliases, keyword, embedding },
+        router: RouterConfig { default_route: raw.router.default_route, aliases, keyword, embedding, classifier },
         total_timeout_ms,
         auth,
         keys,
@@ -533,6 +555,42 @@ fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&String], route
         intents.push(Intent { capability: r.capability.clone(), route, threshold: r.threshold, examples: r.examples.clone() });
     }
     Some(EmbeddingTierConfig { model_file, tokenizer_file, intents_file, min_confidence, min_margin, max_tokens, intents })
+}
+
+fn validate_classifier(p: &mut Problems, raw: &RawConfig) -> Option<ClassifierTierConfig> {
+    let c = raw.router.classifier.as_ref()?;
+    let at = "router.classifier";
+    let url = c.url.trim_end_matches('/').to_owned();
+    let host_ok = url.split_once("://").is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['?', '#', ' ']));
+    if !host_ok {
+        p.push(format!("{at}.url"), format!("\"{}\" is not an http(s) URL", c.url));
+    }
+    let secret = c.secret.clone().unwrap_or_else(|| "CLASSIFIER_SECRET".to_owned());
+    if !is_secret_name(&secret) {
+        p.push(format!("{at}.secret"), "the name of a secret: letters, digits and underscores (the value itself never goes in the YAML)");
+    }
+    let timeout_ms = c.timeout_ms.unwrap_or(300);
+    if !(1..=30_000).contains(&timeout_ms) {
+        p.push(format!("{at}.timeout_ms"), "must be between 1 and 30000");
+    }
+    let min_confidence = c.min_confidence.unwrap_or(0.0);
+    if !(min_confidence.is_finite() && (0.0..=1.0).contains(&min_confidence)) {
+        p.push(format!("{at}.min_confidence"), "must be between 0 and 1");
+    }
+    let labels: Vec<ClassifierLabel> = raw
+        .capabilities
+        .iter()
+        .map(|(name, cap)| ClassifierLabel { capability: name.clone(), description: cap.description.clone().unwrap_or_default(), route: cap.route.clone() })
+        .collect();
+    if !(2..=32).contains(&labels.len()) {
+        p.push(format!("{at}"), "the classifier chooses among 2 to 32 capabilities");
+    }
+    for l in &labels {
+        if l.description.chars().count() > 300 {
+            p.push(format!("capabilities.{}.description", l.capability), "at most 300 characters (the classifier reads it)");
+        }
+    }
+    Some(ClassifierTierConfig { url, secret, timeout_ms, min_confidence, labels })
 }
 
 /// The route a router rule sends `capability` to: its own `route`, else the capability's.

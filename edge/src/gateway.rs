@@ -23,6 +23,7 @@ use crate::platform::{FetchError, Platform};
 use crate::proxy::SseStream;
 
 mod chat;
+pub mod escalate;
 mod semantic;
 
 pub type InboundBody = Pin<Box<dyn Stream<Item = Result<Bytes, FetchError>>>>;

@@ -205,7 +205,7 @@ fn retry_after(resp: &UpstreamResponse) -> Option<u64> {
     Some((secs.max(0.0) * 1000.0) as u64)
 }
 
-async fn read_body(mut body: ByteStream, limit: usize) -> Result<Bytes, FetchError> {
+pub(crate) async fn read_body(mut body: ByteStream, limit: usize) -> Result<Bytes, FetchError> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;

@@ -4,8 +4,10 @@
 //! alias (`auto`) that runs the cascade. The cascade asks each tier in order and stops at the
 //! first verdict at or above that tier's confidence threshold; with none, the default route
 //! serves and the best guess is still reported. Built tiers: keyword (`router/keyword.rs`),
-//! embedding (`router/embed.rs` runs the model, `router/intents.rs` decides). A confident
-//! keyword verdict skips the embedding; the embedding runs only for router aliases.
+//! embedding (`router/embed.rs` runs the model, `router/intents.rs` decides), and the
+//! classifier host (tier 3, asked over HTTP by `gateway/escalate.rs` when tiers 1-2 fall
+//! through; its answer is folded in by [`apply_classifier`]). A confident keyword verdict skips
+//! the embedding; the embedding runs only for router aliases.
 
 #[cfg(feature = "embedding")]
 pub mod embed;
@@ -13,7 +15,7 @@ pub mod intents;
 pub mod keyword;
 
 use crate::api::ParsedChat;
-use crate::config::Config;
+use crate::config::{ClassifierTierConfig, Config};
 use crate::error::GatewayError;
 
 /// What one tier concluded.
@@ -36,6 +38,11 @@ pub enum Tier {
     Route,
     Keyword,
     Embedding,
+    /// Tier 3, the classifier host, decided.
+    Classifier,
+    /// Tiers 1-2 were not confident and the classifier host could not answer (down, slow, an
+    /// error, a bad signature): tier 2's best guess serves, or the default route without one.
+    EmbeddingDegraded,
     /// The cascade ran and no tier was confident: the default route serves.
     Default,
 }
@@ -80,7 +87,7 @@ pub enum Tier2<'a> {
 impl Tier {
     /// The router chose (the caller asked for a router alias).
     pub fn is_cascade(self) -> bool {
-        matches!(self, Tier::Keyword | Tier::Embedding | Tier::Default)
+        matches!(self, Tier::Keyword | Tier::Embedding | Tier::Classifier | Tier::EmbeddingDegraded | Tier::Default)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +96,8 @@ impl Tier {
             Tier::Route => "route",
             Tier::Keyword => "keyword",
             Tier::Embedding => "embedding",
+            Tier::Classifier => "classifier",
+            Tier::EmbeddingDegraded => "embedding-degraded",
             Tier::Default => "default",
         }
     }
@@ -241,6 +250,90 @@ fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
         confidence: None,
         best_guess,
         trace,
+    }
+}
+
+/// What the classifier host answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierAnswer {
+    pub label: String,
+    pub probability: f64,
+    /// Every label scored, best first.
+    pub probabilities: Vec<(String, f64)>,
+    pub latency_ms: f64,
+}
+
+/// The classifier to ask, when the cascade fell through to the default route and tier 3 is
+/// configured.
+pub fn escalation<'a>(config: &'a Config, d: &Decision) -> Option<&'a ClassifierTierConfig> {
+    if d.tier == Tier::Default {
+        config.router.classifier.as_ref()
+    } else {
+        None
+    }
+}
+
+/// Tier 2's scores, for the classifier's hint.
+pub fn embedding_scores(d: &Decision) -> Vec<(String, f64)> {
+    d.trace.iter().find(|t| t.tier == Tier::Embedding.as_str()).map(|t| t.scores.clone()).unwrap_or_default()
+}
+
+/// Folds tier 3's answer (or failure) into a decision that fell through tiers 1-2.
+pub fn apply_classifier(config: &Config, d: &mut Decision, answer: Result<ClassifierAnswer, String>) {
+    let Some(cfg) = config.router.classifier.as_ref() else { return };
+    match answer {
+        Ok(a) => {
+            let confident = a.probability >= cfg.min_confidence;
+            d.trace.push(TierTrace {
+                tier: Tier::Classifier.as_str(),
+                capability: Some(a.label.clone()),
+                confidence: Some(a.probability),
+                margin: None,
+                threshold: Some(cfg.min_confidence),
+                confident,
+                scores: top5(&a.probabilities),
+                tokens: None,
+                error: None,
+            });
+            let label = cfg.labels.iter().find(|l| l.capability == a.label);
+            if let (true, Some(label)) = (confident, label) {
+                d.tier = Tier::Classifier;
+                d.route = label.route.clone();
+                d.models = route_models(config, &label.route);
+                d.capability = Some(a.label);
+                d.confidence = Some(a.probability);
+                d.best_guess = None;
+            } else if d.best_guess.is_none() {
+                d.best_guess = label.map(|l| TierVerdict {
+                    capability: a.label.clone(),
+                    route: l.route.clone(),
+                    confidence: a.probability,
+                    scores: a.probabilities.clone(),
+                });
+            }
+        }
+        Err(error) => {
+            d.trace.push(TierTrace {
+                tier: Tier::Classifier.as_str(),
+                capability: None,
+                confidence: None,
+                margin: None,
+                threshold: Some(cfg.min_confidence),
+                confident: false,
+                scores: Vec::new(),
+                tokens: None,
+                error: Some(error),
+            });
+            d.tier = Tier::EmbeddingDegraded;
+            // Tier 2's best guess, if it ran; the default route otherwise.
+            let guess = d.best_guess.as_ref().filter(|_| d.trace.iter().any(|t| t.tier == Tier::Embedding.as_str() && t.capability.is_some()));
+            if let Some(g) = guess {
+                d.route = g.route.clone();
+                d.models = route_models(config, &g.route);
+                d.capability = Some(g.capability.clone());
+                d.confidence = Some(g.confidence);
+            }
+        }
     }
 }
 

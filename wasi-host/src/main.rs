@@ -2,8 +2,12 @@
 //!
 //! `serve` runs a wasi:http component (the gateway's Spin build) with Spin's key-value and
 //! variables interfaces, for machines without the Spin CLI and for the integration tests.
+//! `classify` serves the tier-3 classifier: a guest wasm module that scores capability labels with
+//! a GGUF model through wasi-nn (llama.cpp backend), behind signed requests from the edge.
 //! `kv-put` writes a key into a store directory the way the running host reads it.
 
+mod classifier;
+mod nn;
 mod serve;
 mod spin_api;
 
@@ -51,6 +55,50 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         idle_instances: usize,
     },
+    /// Serve the tier-3 classifier (`POST /v1/classify`, signed by the edge).
+    Classify {
+        /// The classifier guest (wasm32-wasip1), e.g. target/wasm32-wasip1/release/classifier.wasm.
+        #[arg(long)]
+        guest: PathBuf,
+        /// The GGUF model (e.g. models/classifier/SmolLM2-135M-Instruct.Q4_1.gguf).
+        #[arg(long)]
+        model: PathBuf,
+        /// The model's chat template: chatml (SmolLM2, Qwen2.5), gemma, plain.
+        #[arg(long, default_value = "chatml")]
+        template: String,
+        #[arg(long, default_value = "127.0.0.1:8788")]
+        listen: SocketAddr,
+        /// Environment variable holding the shared secret (at least 32 characters) the edge signs with.
+        #[arg(long, default_value = "CLASSIFIER_SECRET")]
+        secret_env: String,
+        /// Classifications running at once (each uses --threads cores).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Requests waiting beyond those; more get 429.
+        #[arg(long, default_value_t = 16)]
+        queue: usize,
+        /// Per-request deadline in milliseconds, queue wait included (504 after).
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        /// Largest request body in bytes (413 beyond).
+        #[arg(long, default_value_t = 65536)]
+        max_body: usize,
+        /// The request text is cut to this many characters.
+        #[arg(long, default_value_t = 1200)]
+        max_text_chars: usize,
+        /// Score only the edge's top-K tier-2 candidates (0: all labels).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// CPU threads per classification (default: all cores).
+        #[arg(long)]
+        threads: Option<i32>,
+        /// Model layers on the GPU (builds with --features cuda).
+        #[arg(long, default_value_t = 0)]
+        gpu_layers: u32,
+        /// KV cache size in tokens (prompt plus every label).
+        #[arg(long, default_value_t = 2048)]
+        context_tokens: u32,
+    },
     /// Write KEY in a store directory from a file (atomically, safe while the host runs).
     KvPut {
         #[arg(long)]
@@ -95,6 +143,47 @@ fn main() -> Result<()> {
                 dirs,
                 instance_reuse,
                 idle_instances,
+            }))
+        }
+        Command::Classify {
+            guest,
+            model,
+            template,
+            listen,
+            secret_env,
+            concurrency,
+            queue,
+            timeout_ms,
+            max_body,
+            max_text_chars,
+            top_k,
+            threads,
+            gpu_layers,
+            context_tokens,
+        } => {
+            let secret = std::env::var(&secret_env).with_context(|| format!("the shared secret: set {secret_env}"))?;
+            let secret = gateway_signing::Secret::new(&secret).map_err(|e| anyhow::anyhow!("{secret_env}: {e}"))?;
+            let mut model_options = nn::ModelOptions { gpu_layers, context_tokens, ..Default::default() };
+            if let Some(t) = threads {
+                model_options.threads = t.max(1);
+            }
+            if !matches!(template.as_str(), "chatml" | "gemma" | "plain") {
+                bail!("--template: chatml, gemma or plain, got {template:?}");
+            }
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(classifier::run(classifier::ClassifyOptions {
+                listen,
+                guest,
+                model,
+                model_options,
+                template,
+                max_text_chars: max_text_chars.max(1),
+                top_k,
+                secret,
+                concurrency,
+                queue,
+                timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+                max_body,
             }))
         }
         Command::KvPut { dir, key, file } => {

@@ -73,7 +73,12 @@ struct Server {
     instance_reuse: u32,
     idle_instances: usize,
     idle: Mutex<Vec<Idle>>,
+    /// Signalled when an instance goes back to the pool.
+    returned: tokio::sync::Notify,
 }
+
+/// How long a request waits for a finishing instance before instantiating a new one.
+const REUSE_WAIT: Duration = Duration::from_millis(20);
 
 /// An instance that finished its last request cleanly.
 struct Idle {
@@ -106,6 +111,7 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         instance_reuse: opts.instance_reuse.max(1),
         idle_instances: opts.idle_instances,
         idle: Mutex::new(Vec::new()),
+        returned: tokio::sync::Notify::new(),
     });
     let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
     // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
@@ -135,7 +141,7 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -176,11 +182,25 @@ impl Server {
                 pool.push(idle);
             }
         }
+        self.returned.notify_one();
+    }
+
+    /// An idle instance, waiting briefly for one that is finishing its last request (its
+    /// response is already with the client) before paying for a new instance.
+    async fn reuse(&self) -> Option<Idle> {
+        if self.instance_reuse <= 1 {
+            return None;
+        }
+        if let Some(i) = self.take_idle() {
+            return Some(i);
+        }
+        let _ = tokio::time::timeout(REUSE_WAIT, self.returned.notified()).await;
+        self.take_idle()
     }
 
     async fn handle(self: Arc<Self>, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
         let permit = self.permits.clone().acquire_owned().await?;
-        let (mut store, proxy, served) = match self.take_idle() {
+        let (mut store, proxy, served) = match self.reuse().await {
             Some(i) => (i.store, Some(i.proxy), i.served),
             None => (self.new_store()?, None, 0),
         };

@@ -150,6 +150,21 @@ pub struct RawRouter {
     pub aliases: Vec<String>,
     pub keyword: Option<RawKeywordTier>,
     pub embedding: Option<RawEmbeddingTier>,
+    pub classifier: Option<RawClassifierTier>,
+}
+
+/// Tier 3: the regional classifier host (`wasi-host classify`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClassifierTier {
+    /// Base URL of the host, e.g. `https://classifier.eu.internal:8788`.
+    pub url: String,
+    /// Name of the secret (Workers secret / Spin variable) holding the shared signing key.
+    pub secret: Option<String>,
+    /// How long the edge waits for an answer before serving without it (ms, default 300).
+    pub timeout_ms: Option<u64>,
+    /// A classifier answer below this probability is not used (default 0).
+    pub min_confidence: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

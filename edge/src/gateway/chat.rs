@@ -42,15 +42,24 @@ pub struct Shared {
     semantic: super::semantic::SemanticCache,
 }
 
-/// Runs the router, loading tier 2 first when the cascade will need it.
+/// Runs the router: tier 2 loaded first when the cascade will need it, and tier 3 (the
+/// classifier host) asked when tiers 1-2 fall through.
 pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &ParsedChat) -> Result<router::Decision, GatewayError> {
-    let Some(cfg) = config.router.embedding.as_ref().filter(|_| router::needs_semantic(config, chat)) else {
-        return router::decide(config, chat, router::Tier2::Off);
+    let mut decision = match config.router.embedding.as_ref().filter(|_| router::needs_semantic(config, chat)) {
+        None => router::decide(config, chat, router::Tier2::Off)?,
+        Some(cfg) => match shared.semantic.get(p, cfg).await {
+            Ok(loaded) => router::decide(config, chat, router::Tier2::Ready(&*loaded))?,
+            Err(e) => router::decide(config, chat, router::Tier2::Unavailable(e))?,
+        },
     };
-    match shared.semantic.get(p, cfg).await {
-        Ok(loaded) => router::decide(config, chat, router::Tier2::Ready(&*loaded)),
-        Err(e) => router::decide(config, chat, router::Tier2::Unavailable(e)),
+    if let Some(cfg) = router::escalation(config, &decision) {
+        let answer = super::escalate::classify(p, cfg, &chat.routing_text(), &router::embedding_scores(&decision)).await;
+        if let Err(e) = &answer {
+            p.log(&serde_json::json!({"level": "warn", "event": "classifier_unavailable", "error": e}));
+        }
+        router::apply_classifier(config, &mut decision, answer);
     }
+    Ok(decision)
 }
 
 /// Authenticates the caller (draining the body of a refused one), then reads and parses the

@@ -11,6 +11,8 @@
 //!   upload order (manifests last) for `wrangler kv key put --binding MODELS KEY --path DIR/KEY`.
 //! - `gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]`:
 //!   routes a labelled set through tiers 1-2 and prints accuracy, F1, tier shares, latency.
+//!   With `--classifier URL` the rows tiers 1-2 leave unresolved go to that classifier host
+//!   (`wasi-host classify`, signed with $CLASSIFIER_SECRET) and both cascades are reported.
 
 #[cfg(feature = "embedding")]
 mod routing;
@@ -24,7 +26,7 @@ use llm_gateway::Config;
 const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE\n  \
     gateway intents build [--config FILE] [--models DIR] [--out FILE]\n  \
     gateway models kv-export --out DIR [--models DIR] [NAME...]\n  \
-    gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]";
+    gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep] [--classifier URL]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -135,6 +137,7 @@ fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
         data: None,
         out: None,
         sweep: false,
+        classifier: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -145,6 +148,7 @@ fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
             "--data" => o.data = Some(value()?),
             "--out" => o.out = Some(value()?),
             "--sweep" => o.sweep = true,
+            "--classifier" => o.classifier = Some(it.next().map(|s| s.trim_end_matches('/').to_owned()).context("--classifier needs a URL")?),
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }

@@ -20,6 +20,58 @@ pub struct Opts {
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub sweep: bool,
+    /// Tier 3: the classifier host's base URL (secret from $CLASSIFIER_SECRET).
+    pub classifier: Option<String>,
+}
+
+/// Asks the classifier host, as the edge does (`gateway/escalate.rs`), over plain HTTP.
+struct Tier3 {
+    url: String,
+    secret: gateway_signing::Secret,
+    cfg: llm_gateway::config::ClassifierTierConfig,
+    agent: ureq::Agent,
+}
+
+impl Tier3 {
+    fn new(url: &str, config: &Config) -> Result<Self> {
+        let secret = std::env::var("CLASSIFIER_SECRET").context("--classifier: set CLASSIFIER_SECRET to the host's shared secret")?;
+        let secret = gateway_signing::Secret::new(&secret).map_err(|e| anyhow::anyhow!("CLASSIFIER_SECRET: {e}"))?;
+        // The label set is the config's capabilities, as the edge sends them.
+        let labels = config
+            .capabilities
+            .iter()
+            .map(|(name, c)| llm_gateway::config::ClassifierLabel { capability: name.clone(), description: c.description.clone().unwrap_or_default(), route: c.route.clone() })
+            .collect();
+        let cfg = llm_gateway::config::ClassifierTierConfig { url: url.to_owned(), secret: String::new(), timeout_ms: 30_000, min_confidence: 0.0, labels };
+        Ok(Self { url: url.to_owned(), secret, cfg, agent: ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build() })
+    }
+
+    fn classify(&self, text: &str, hint: &[(String, f64)]) -> Result<llm_gateway::router::ClassifierAnswer> {
+        use llm_gateway::gateway::escalate;
+        let body = escalate::request_body(&self.cfg, text, hint);
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let s = gateway_signing::sign_request(&self.secret, "POST", &escalate::signed_path(&self.url), now, nonce, &body);
+        let resp = self
+            .agent
+            .post(&format!("{}/v1/classify", self.url))
+            .set("content-type", "application/json")
+            .set(gateway_signing::TIMESTAMP_HEADER, &s.timestamp)
+            .set(gateway_signing::NONCE_HEADER, &s.nonce)
+            .set(gateway_signing::SIGNATURE_HEADER, &s.signature)
+            .send_bytes(&body);
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => bail!("the classifier answered {code}: {}", r.into_string().unwrap_or_default()),
+            Err(e) => bail!("the classifier host: {e}"),
+        };
+        let sig = resp.header(gateway_signing::SIGNATURE_HEADER).unwrap_or_default().to_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes)?;
+        gateway_signing::verify_response(&self.secret, &s.nonce, 200, &bytes, &sig).map_err(|e| anyhow::anyhow!("response signature: {e}"))?;
+        escalate::parse_answer(&self.cfg, &bytes).map_err(|e| anyhow::anyhow!(e))
+    }
 }
 
 fn read_config(path: &Path) -> Result<(Config, EmbeddingTierConfig)> {
@@ -92,6 +144,8 @@ struct Row {
     semantic: Option<SemanticVerdict>,
     keyword_us: f64,
     embed_ms: Option<f64>,
+    /// Tier 3's label, ms from the client, ms the host reported (escalated rows, `--classifier`).
+    tier3: Option<(String, f64, f64)>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -120,6 +174,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
     eprintln!("embedded {} intent examples in {} ms", cfg.intents.iter().map(|i| i.examples.len()).sum::<usize>(), started.elapsed().as_millis());
     let index = IntentIndex::new(&cfg, vectors);
     let kw = &config.router.keyword;
+    let tier3 = opts.classifier.as_deref().map(|u| Tier3::new(u, &config)).transpose()?;
     let mut rows = Vec::new();
     for (n, line) in std::fs::read_to_string(data).with_context(|| format!("reading {}", data.display()))?.lines().enumerate() {
         if line.trim().is_empty() {
@@ -143,6 +198,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
             semantic: None,
             keyword_us,
             embed_ms: None,
+            tier3: None,
         };
         match verdict.filter(|v| v.confidence >= kw.min_confidence) {
             Some(v) => row.pred = v.capability,
@@ -153,6 +209,12 @@ pub fn eval(opts: &Opts) -> Result<()> {
                 row.embed_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                 row.tier = if sv.confident { "embedding" } else { "escalated" };
                 row.pred = sv.verdict.capability.clone();
+                if let (false, Some(t3)) = (sv.confident, tier3.as_ref()) {
+                    let hint: Vec<(String, f64)> = sv.verdict.scores.iter().take(5).cloned().collect();
+                    let t = Instant::now();
+                    let answer = t3.classify(&text, &hint).with_context(|| format!("row {}", n + 1))?;
+                    row.tier3 = Some((answer.label, t.elapsed().as_secs_f64() * 1e3, answer.latency_ms));
+                }
                 row.semantic = Some(sv);
             }
         }
@@ -167,11 +229,23 @@ pub fn eval(opts: &Opts) -> Result<()> {
         rows.push(row);
     }
     report(&rows);
+    if tier3.is_some() {
+        report_tier3(&rows);
+    }
     if opts.sweep {
         sweep(&rows);
     }
     if let Some(out) = &opts.out {
-        let text: String = rows.iter().map(|r| json!({"id": r.id, "label": r.pred, "tier": r.tier}).to_string() + "\n").collect();
+        let text: String = rows
+            .iter()
+            .map(|r| {
+                let (label, tier) = match (&r.tier3, r.tier) {
+                    (Some((l, ..)), "escalated") => (l.as_str(), "classifier"),
+                    _ => (r.pred.as_str(), r.tier),
+                };
+                json!({"id": r.id, "label": label, "tier": tier}).to_string() + "\n"
+            })
+            .collect();
         std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("predictions: {} (python3 ../shared/eval/score.py {} {})", out.display(), data.display(), out.display());
     }
@@ -235,6 +309,36 @@ fn report(rows: &[Row]) {
         em.len()
     );
     eprint!("{out}");
+}
+
+/// The cascade with tier 3: escalated rows take the classifier's label.
+fn report_tier3(rows: &[Row]) {
+    let n = rows.len() as f64;
+    let with3 = |r: &Row| -> (bool, bool) {
+        match (&r.tier3, r.tier) {
+            (Some((l, ..)), "escalated") => (*l == r.label, *l == r.label || r.alt.contains(l)),
+            _ => correct(r),
+        }
+    };
+    let strict = rows.iter().filter(|r| with3(r).0).count() as f64;
+    let lenient = rows.iter().filter(|r| with3(r).1).count() as f64;
+    let esc: Vec<&Row> = rows.iter().filter(|r| r.tier == "escalated").collect();
+    let t3_ok = esc.iter().filter(|r| with3(r).0).count();
+    let t2_ok = esc.iter().filter(|r| correct(r).0).count();
+    let mut client: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|t| t.1)).collect();
+    let mut host: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|t| t.2)).collect();
+    eprintln!(
+        "with tier 3: rows {}  strict {:.3}  lenient {:.3}\n  escalated rows {}: classifier strict {:.3} ({t3_ok}) vs tier-2 best guess {:.3} ({t2_ok})\n  classifier latency: host median {:.1} ms (p90 {:.1}); from the client median {:.1} ms",
+        rows.len(),
+        strict / n,
+        lenient / n,
+        esc.len(),
+        t3_ok as f64 / esc.len().max(1) as f64,
+        t2_ok as f64 / esc.len().max(1) as f64,
+        median(&mut host.clone()),
+        pct(&mut host, 0.9),
+        median(&mut client),
+    );
 }
 
 /// Accuracy and coverage of tier 2 over a grid of global thresholds and margins.

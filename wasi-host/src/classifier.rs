@@ -1,0 +1,416 @@
+//! `wasi-host classify`: the tier-3 classifier service the edge escalates to.
+//!
+//! `POST /v1/classify` (signed by the edge, see `gateway-signing`) runs the classifier guest
+//! (`wasi-host/guest`, wasm32-wasip1) with the request on stdin; the guest scores the labels with
+//! the GGUF model through wasi-nn (`nn.rs`). Bounded: one body limit, `--concurrency` guests at
+//! once, `--queue` more waiting (429 beyond), a per-request timeout (504), graceful shutdown.
+//! `GET /healthz`, `GET /metrics` (Prometheus text).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use gateway_signing::{NonceCache, Secret, Signed, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::server::conn::http1;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_nn::witx::WasiNnCtx;
+
+use crate::nn::{GgmlBackend, GgufGraph, InstanceRegistry, ModelOptions, Registry};
+
+/// The graph name the guest asks for.
+const GRAPH: &str = "classifier";
+/// Guest output beyond this is an error (a decision is a few hundred bytes).
+const MAX_GUEST_OUTPUT: usize = 256 * 1024;
+/// Epoch tick: the guest's deadline is counted in these.
+const TICK: Duration = Duration::from_millis(10);
+
+pub struct ClassifyOptions {
+    pub listen: SocketAddr,
+    pub guest: PathBuf,
+    pub model: PathBuf,
+    pub model_options: ModelOptions,
+    /// Chat template the guest writes (`chatml`, `gemma`, `plain`).
+    pub template: String,
+    pub max_text_chars: usize,
+    pub top_k: usize,
+    pub secret: Secret,
+    pub concurrency: usize,
+    pub queue: usize,
+    pub timeout: Duration,
+    pub max_body: usize,
+}
+
+/// Runs the guest: one fresh instance per classification (a few hundred µs; the model and its
+/// KV cache live in the host and are shared).
+pub struct Guest {
+    engine: Engine,
+    pre: InstancePre<GuestState>,
+    registry: Registry,
+    settings: Value,
+    timeout_ticks: u64,
+}
+
+struct GuestState {
+    wasi: WasiP1Ctx,
+    nn: WasiNnCtx,
+}
+
+fn wt(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:?}")
+}
+
+#[derive(Debug)]
+pub enum GuestError {
+    /// The guest refused the request (400).
+    Input(String),
+    /// The guest or the model failed (500).
+    Failed(String),
+    /// Past the deadline (504).
+    Timeout,
+}
+
+impl Guest {
+    pub fn new(guest: &std::path::Path, model: &std::path::Path, model_options: ModelOptions, settings: Value, timeout: Duration) -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true).wasm_gc(false).gc_support(false);
+        let engine = Engine::new(&config).map_err(wt)?;
+        let module = Module::from_file(&engine, guest).map_err(wt).with_context(|| format!("compiling {}", guest.display()))?;
+        let mut linker: Linker<GuestState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi).map_err(wt)?;
+        wasmtime_wasi_nn::witx::add_to_linker(&mut linker, |s: &mut GuestState| &mut s.nn).map_err(wt)?;
+        let pre = linker.instantiate_pre(&module).map_err(wt)?;
+        let graph = GgufGraph::load(model, model_options).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
+        eprintln!("wasi-host: classifier model {}", graph.description());
+        let registry = Registry::new([(GRAPH.to_owned(), graph)]);
+        let ticker = engine.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(TICK);
+            ticker.increment_epoch();
+        });
+        let timeout_ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        Ok(Self { engine, pre, registry, settings, timeout_ticks })
+    }
+
+    /// Classifies one request (the edge's JSON, without settings: the host adds its own).
+    pub fn classify(&self, mut request: Value) -> Result<Value, GuestError> {
+        let obj = request.as_object_mut().ok_or_else(|| GuestError::Input("the body must be a JSON object".into()))?;
+        obj.insert("settings".into(), self.settings.clone());
+        let input = serde_json::to_vec(&request).map_err(|e| GuestError::Failed(e.to_string()))?;
+        let stdout = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
+        let wasi = WasiCtxBuilder::new()
+            .stdin(MemoryInputPipe::new(input))
+            .stdout(stdout.clone())
+            .inherit_stderr()
+            .args(&["classifier"])
+            .build_p1();
+        let nn = WasiNnCtx::new([wasmtime_wasi_nn::Backend::from(GgmlBackend)], wasmtime_wasi_nn::Registry::from(InstanceRegistry::from(&self.registry)));
+        let mut store = Store::new(&self.engine, GuestState { wasi, nn });
+        store.set_epoch_deadline(self.timeout_ticks);
+        let run = |store: &mut Store<GuestState>| -> wasmtime::Result<()> {
+            let instance = self.pre.instantiate(&mut *store)?;
+            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+            start.call(&mut *store, ())
+        };
+        match run(&mut store) {
+            Ok(()) => {}
+            Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0) => {}
+            Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => return Err(GuestError::Timeout),
+            Err(e) => return Err(GuestError::Failed(format!("the classifier guest failed: {e:?}"))),
+        }
+        drop(store);
+        let out = stdout.contents();
+        let v: Value = serde_json::from_slice(&out).map_err(|e| GuestError::Failed(format!("the guest wrote no decision ({e})")))?;
+        match v["error"]["type"].as_str() {
+            None => Ok(v),
+            Some("invalid_request") => Err(GuestError::Input(v["error"]["message"].as_str().unwrap_or("invalid request").to_owned())),
+            Some(_) => Err(GuestError::Failed(v["error"]["message"].as_str().unwrap_or("the classifier failed").to_owned())),
+        }
+    }
+
+    /// The model's scores without the guest: the same prompt and labels straight into llama.cpp
+    /// (the benchmark's baseline for the wasi-nn overhead).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Request outcomes counted in `/metrics`.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Ok = 0,
+    BadRequest,
+    Unauthorized,
+    Replayed,
+    Busy,
+    Timeout,
+    Error,
+    NotFound,
+}
+
+const OUTCOMES: [&str; 8] = ["ok", "bad_request", "unauthorized", "replayed", "busy", "timeout", "error", "not_found"];
+const BUCKETS_MS: [u64; 12] = [5, 10, 25, 50, 100, 150, 250, 400, 600, 1000, 2500, 5000];
+
+#[derive(Default)]
+struct Metrics {
+    outcomes: [AtomicU64; 8],
+    buckets: [AtomicU64; 12],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    waiting: AtomicUsize,
+    running: AtomicUsize,
+}
+
+impl Metrics {
+    fn record(&self, outcome: Outcome, elapsed: Duration) {
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        if matches!(outcome, Outcome::Ok) {
+            let ms = elapsed.as_millis() as u64;
+            for (b, limit) in self.buckets.iter().zip(BUCKETS_MS) {
+                if ms <= limit {
+                    b.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.count.fetch_add(1, Ordering::Relaxed);
+            self.sum_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "# HELP classifier_requests_total Classification requests by outcome.");
+        let _ = writeln!(s, "# TYPE classifier_requests_total counter");
+        for (name, n) in OUTCOMES.iter().zip(&self.outcomes) {
+            let _ = writeln!(s, "classifier_requests_total{{outcome=\"{name}\"}} {}", n.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(s, "# HELP classifier_request_duration_seconds Time to classify (queue wait included), successful requests.");
+        let _ = writeln!(s, "# TYPE classifier_request_duration_seconds histogram");
+        for (limit, b) in BUCKETS_MS.iter().zip(&self.buckets) {
+            let _ = writeln!(s, "classifier_request_duration_seconds_bucket{{le=\"{}\"}} {}", *limit as f64 / 1000.0, b.load(Ordering::Relaxed));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(s, "classifier_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(s, "classifier_request_duration_seconds_sum {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(s, "classifier_request_duration_seconds_count {count}");
+        let _ = writeln!(s, "# HELP classifier_queue_depth Requests waiting for a classifier slot.");
+        let _ = writeln!(s, "# TYPE classifier_queue_depth gauge");
+        let _ = writeln!(s, "classifier_queue_depth {}", self.waiting.load(Ordering::Relaxed));
+        let _ = writeln!(s, "# HELP classifier_in_flight Classifications running.");
+        let _ = writeln!(s, "# TYPE classifier_in_flight gauge");
+        let _ = writeln!(s, "classifier_in_flight {}", self.running.load(Ordering::Relaxed));
+        s
+    }
+}
+
+struct Service {
+    guest: Arc<Guest>,
+    secret: Secret,
+    nonces: Mutex<NonceCache>,
+    permits: Arc<Semaphore>,
+    queue: usize,
+    timeout: Duration,
+    max_body: usize,
+    metrics: Metrics,
+    model: String,
+}
+
+type Response = hyper::Response<Full<Bytes>>;
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn log(event: &str, fields: Value) {
+    let mut v = json!({"event": event, "ts": now_secs()});
+    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    eprintln!("{v}");
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Value) {
+    (status, json!({"error": {"message": message, "type": kind, "code": status.as_u16()}}))
+}
+
+pub async fn run(opts: ClassifyOptions) -> Result<()> {
+    let settings = json!({
+        "graph": GRAPH,
+        "template": opts.template,
+        "max_text_chars": opts.max_text_chars,
+        "top_k": opts.top_k,
+    });
+    let model = opts.model.file_name().map_or_else(|| "classifier".to_owned(), |n| n.to_string_lossy().into_owned());
+    let (guest, model_options, timeout) = (opts.guest.clone(), opts.model_options.clone(), opts.timeout);
+    let model_path = opts.model.clone();
+    let started = Instant::now();
+    let guest = tokio::task::spawn_blocking(move || Guest::new(&guest, &model_path, model_options, settings, timeout)).await??;
+    eprintln!("wasi-host: classifier ready in {} ms", started.elapsed().as_millis());
+    let service = Arc::new(Service {
+        guest: Arc::new(guest),
+        secret: opts.secret,
+        nonces: Mutex::new(NonceCache::new(1_000_000)),
+        permits: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+        queue: opts.queue,
+        timeout: opts.timeout,
+        max_body: opts.max_body,
+        metrics: Metrics::default(),
+        model,
+    });
+    let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+    eprintln!("wasi-host: listening on http://{}", listener.local_addr()?);
+    let shutdown = crate::serve::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => break,
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let service = service.clone();
+                async move { Ok::<_, std::convert::Infallible>(service.handle(req, peer).await) }
+            });
+            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await {
+                eprintln!("wasi-host: connection from {peer}: {e}");
+            }
+        });
+    }
+    eprintln!("wasi-host: shutting down; waiting up to 10 s for classifications in flight");
+    let all = u32::try_from(opts.concurrency.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(10), service.permits.acquire_many(all)).await;
+    Ok(())
+}
+
+impl Service {
+    async fn handle(self: Arc<Self>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> Response {
+        let started = Instant::now();
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let (outcome, status, body, nonce) = match (method.clone(), path.as_str()) {
+            (Method::GET, "/healthz") => (Outcome::Ok, StatusCode::OK, json!({"status": "ok", "model": self.model}), None),
+            (Method::GET, "/metrics") => {
+                let text = self.metrics.render();
+                return hyper::Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(text)))
+                    .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())));
+            }
+            (Method::POST, "/v1/classify") => {
+                let (outcome, (status, body), nonce) = self.classify(req, peer).await;
+                (outcome, status, body, nonce)
+            }
+            (_, "/healthz" | "/metrics" | "/v1/classify") => {
+                let (s, b) = error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method not allowed");
+                (Outcome::BadRequest, s, b, None)
+            }
+            _ => {
+                let (s, b) = error(StatusCode::NOT_FOUND, "invalid_request_error", "not found");
+                (Outcome::NotFound, s, b, None)
+            }
+        };
+        if path == "/v1/classify" {
+            self.metrics.record(outcome, started.elapsed());
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let mut resp = hyper::Response::builder().status(status).header("content-type", "application/json");
+        if let Some(n) = nonce {
+            resp = resp.header(SIGNATURE_HEADER, gateway_signing::sign_response(&self.secret, &n, status.as_u16(), &bytes));
+        }
+        resp.body(Full::new(bytes)).unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+    }
+
+    /// Returns the outcome, the response, and the request's nonce once it is authenticated (the
+    /// response is then signed).
+    async fn classify(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> (Outcome, (StatusCode, Value), Option<String>) {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let signed = Signed { timestamp: header(TIMESTAMP_HEADER), nonce: header(NONCE_HEADER), signature: header(SIGNATURE_HEADER) };
+        let path = req.uri().path().to_owned();
+        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+                let (status, msg) = if too_big {
+                    (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {} bytes", self.max_body))
+                } else {
+                    (StatusCode::BAD_REQUEST, "the body could not be read".to_owned())
+                };
+                return (Outcome::BadRequest, error(status, "invalid_request_error", &msg), None);
+            }
+        };
+        let now = now_secs();
+        let verified = gateway_signing::verify_request(&self.secret, "POST", &path, now, &signed, &body).and_then(|ts| {
+            let mut nonces = self.nonces.lock().map_err(|_| gateway_signing::Error::Busy)?;
+            nonces.check_and_insert(&signed.nonce, ts, now)
+        });
+        if let Err(e) = verified {
+            let outcome = if e == gateway_signing::Error::Replayed { Outcome::Replayed } else { Outcome::Unauthorized };
+            log("classify_auth_failed", json!({"peer": peer.ip().to_string(), "reason": e.to_string()}));
+            return (outcome, error(StatusCode::UNAUTHORIZED, "authentication_error", "the request is not signed correctly, is stale, or was replayed"), None);
+        }
+        let nonce = Some(signed.nonce);
+        let request: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return (Outcome::BadRequest, error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}")), nonce),
+        };
+        if request.get("settings").is_some() {
+            return (Outcome::BadRequest, error(StatusCode::BAD_REQUEST, "invalid_request_error", "settings are the host's, not the caller's"), nonce);
+        }
+
+        // Admission: at most `queue` waiting behind the running ones.
+        if self.permits.available_permits() == 0 && self.metrics.waiting.load(Ordering::Relaxed) >= self.queue {
+            return (Outcome::Busy, error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "the classifier queue is full"), nonce);
+        }
+        let started = Instant::now();
+        self.metrics.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned()).await;
+        self.metrics.waiting.fetch_sub(1, Ordering::Relaxed);
+        let permit = match permit {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return (Outcome::Error, error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting down"), nonce),
+            Err(_) => return (Outcome::Timeout, error(StatusCode::GATEWAY_TIMEOUT, "timeout", "timed out waiting for a classifier slot"), nonce),
+        };
+        let guest = self.guest.clone();
+        let running = &self.metrics.running;
+        running.fetch_add(1, Ordering::Relaxed);
+        // The permit moves into the task: a classification that outlives its deadline still holds
+        // its slot until the model finishes, so the concurrency bound stays true.
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            guest.classify(request)
+        });
+        let result = tokio::time::timeout(self.timeout.saturating_sub(started.elapsed()), task).await;
+        running.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(Ok(Ok(mut decision))) => {
+                decision["model"] = json!(self.model);
+                decision["latency_ms"] = json!(started.elapsed().as_secs_f64() * 1000.0);
+                (Outcome::Ok, (StatusCode::OK, decision), nonce)
+            }
+            Ok(Ok(Err(GuestError::Input(m)))) => (Outcome::BadRequest, error(StatusCode::BAD_REQUEST, "invalid_request_error", &m), nonce),
+            Ok(Ok(Err(GuestError::Timeout))) | Err(_) => {
+                (Outcome::Timeout, error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the classification took too long"), nonce)
+            }
+            Ok(Ok(Err(GuestError::Failed(m)))) => {
+                log("classify_failed", json!({"error": m}));
+                (Outcome::Error, error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the classifier failed"), nonce)
+            }
+            Ok(Err(e)) => {
+                log("classify_failed", json!({"error": e.to_string()}));
+                (Outcome::Error, error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the classifier failed"), nonce)
+            }
+        }
+    }
+}

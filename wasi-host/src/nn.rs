@@ -1,0 +1,352 @@
+//! A wasi-nn backend for GGUF models (graph encoding `ggml`) over llama.cpp, which wasmtime-wasi-nn
+//! does not ship. It does one thing: score label continuations after a prompt, the operation the
+//! classifier guest needs (see `wasi-host/guest/src/main.rs` for the tensor protocol).
+//!
+//! Scoring costs one `decode` call: the prompt's new tokens go in once for every label's sequence
+//! (a token may belong to several sequences), each label's tokens follow in its own sequence, and
+//! the log-probability of every label token is read from the logits before it. The KV cache of
+//! the previous prompt stays in sequence 0 of the context, so a request that starts the same way
+//! (the guest puts the fixed instructions first) only computes what differs.
+//!
+//! Graphs are preloaded by name (wasi-nn `load_by_name`): the witx ABI of the `wasi-nn` guest
+//! crate cannot name the `ggml` encoding, and a guest should not pick host files anyway.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendFromDir, BackendGraph, BackendInner, Id, NamedTensor};
+use wasmtime_wasi_nn::wit::{ExecutionTarget, GraphEncoding, TensorType};
+use wasmtime_wasi_nn::{ExecutionContext, Graph, GraphRegistry, Tensor};
+
+/// How a model is run.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// KV cache size in tokens, shared by the prompt and every label's continuation.
+    pub context_tokens: u32,
+    /// Labels one request may score (one KV sequence each, plus one for the cached prompt).
+    pub max_labels: u32,
+    pub threads: i32,
+    /// Layers offloaded to the GPU (`cuda` builds); 0 keeps the model on the CPU.
+    pub gpu_layers: u32,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+        Self { context_tokens: 2048, max_labels: 32, threads, gpu_layers: 0 }
+    }
+}
+
+fn access(msg: impl std::fmt::Display) -> BackendError {
+    BackendError::BackendAccess(wasmtime::format_err!("{msg}"))
+}
+
+/// llama.cpp's process-wide state: initialised once, never torn down.
+fn llama() -> Result<&'static LlamaBackend, BackendError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            LlamaBackend::init().map(|mut b| {
+                if std::env::var_os("WASI_HOST_LLAMA_LOG").is_none() {
+                    b.void_logs();
+                }
+                b
+            })
+            .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| access(format!("initialising llama.cpp: {e}")))
+}
+
+/// A GGUF model loaded into memory, with a pool of inference contexts.
+pub struct GgufGraph(Arc<GraphInner>);
+
+struct GraphInner {
+    /// Loaded once and kept for the life of the process (contexts borrow it).
+    model: &'static LlamaModel,
+    options: ModelOptions,
+    path: PathBuf,
+    idle: Mutex<Vec<Slot>>,
+    /// llama.cpp must not create two contexts of one model at once.
+    creating: Mutex<()>,
+}
+
+/// A context and the tokens its sequence 0 holds.
+struct Slot {
+    ctx: LlamaContext<'static>,
+    cached: Vec<LlamaToken>,
+}
+
+impl GgufGraph {
+    pub fn load(path: &Path, options: ModelOptions) -> Result<Self, BackendError> {
+        let backend = llama()?;
+        let params = LlamaModelParams::default().with_n_gpu_layers(options.gpu_layers);
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| access(format!("loading {}: {e}", path.display())))?;
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        let inner = GraphInner { model, options, path: path.to_owned(), idle: Mutex::new(Vec::new()), creating: Mutex::new(()) };
+        // One context up front: a bad setting fails at start, not on the first request.
+        let slot = inner.new_slot()?;
+        inner.put(slot);
+        Ok(Self(Arc::new(inner)))
+    }
+
+    pub fn description(&self) -> String {
+        format!(
+            "{} ({} parameters, {} MB, context {} tokens)",
+            self.0.path.display(),
+            self.0.model.n_params(),
+            self.0.model.size() / 1_000_000,
+            self.0.options.context_tokens
+        )
+    }
+
+    /// Scores `labels` after `prompt` directly, without wasi-nn (benchmarks compare the two).
+    pub fn score(&self, prompt: &[u8], labels: &[u8]) -> Result<(Vec<f32>, [f32; 3]), BackendError> {
+        let mut slot = self.0.take()?;
+        let result = self.0.score(&mut slot, prompt, labels);
+        self.0.finish(slot, result.is_ok());
+        result
+    }
+}
+
+impl GraphInner {
+    fn new_slot(&self) -> Result<Slot, BackendError> {
+        let _guard = self.creating.lock().map_err(|_| access("context lock poisoned"))?;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(self.options.context_tokens))
+            .with_n_batch(self.options.context_tokens)
+            .with_n_seq_max(self.options.max_labels + 1)
+            .with_kv_unified(true)
+            .with_n_threads(self.options.threads)
+            .with_n_threads_batch(self.options.threads);
+        let ctx = self.model.new_context(llama()?, params).map_err(|e| access(format!("creating a context: {e}")))?;
+        Ok(Slot { ctx, cached: Vec::new() })
+    }
+
+    fn take(&self) -> Result<Slot, BackendError> {
+        let slot = self.idle.lock().map_err(|_| access("pool lock poisoned"))?.pop();
+        match slot {
+            Some(s) => Ok(s),
+            None => self.new_slot(),
+        }
+    }
+
+    fn put(&self, slot: Slot) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(slot);
+        }
+    }
+
+    /// Returns a slot to the pool; after a failure its cache is emptied first.
+    fn finish(&self, mut slot: Slot, ok: bool) {
+        if !ok {
+            slot.ctx.clear_kv_cache();
+            slot.cached.clear();
+        }
+        self.put(slot);
+    }
+
+    fn score(&self, slot: &mut Slot, prompt: &[u8], labels: &[u8]) -> Result<(Vec<f32>, [f32; 3]), BackendError> {
+        let started = Instant::now();
+        let vocab = self.model.vocab();
+        let tokens = vocab.tokenize(prompt, true, true);
+        if tokens.is_empty() {
+            return Err(access("the prompt is empty"));
+        }
+        let labels = std::str::from_utf8(labels).map_err(|_| access("labels are not UTF-8"))?;
+        let label_tokens: Vec<Vec<LlamaToken>> = labels.split('\n').map(|l| vocab.tokenize(l.as_bytes(), false, false)).collect();
+        let n_labels = label_tokens.len();
+        if n_labels == 0 || n_labels > self.options.max_labels as usize {
+            return Err(access(format!("1 to {} labels can be scored, got {n_labels}", self.options.max_labels)));
+        }
+        if let Some(i) = label_tokens.iter().position(Vec::is_empty) {
+            return Err(access(format!("label {i} is empty")));
+        }
+        let label_total: usize = label_tokens.iter().map(Vec::len).sum();
+        if tokens.len() + label_total > self.options.context_tokens as usize {
+            return Err(access(format!(
+                "the prompt ({} tokens) and labels ({label_total}) exceed the context of {} tokens",
+                tokens.len(),
+                self.options.context_tokens
+            )));
+        }
+
+        // Reuse the cached prefix, keeping at least one token to decode (its logits are needed).
+        let common = slot.cached.iter().zip(&tokens).take_while(|(a, b)| a == b).count().min(tokens.len() - 1);
+        let ctx = &mut slot.ctx;
+        let trimmed = ctx.clear_kv_cache_seq(Some(0), Some(common as u32), None).map_err(access)?;
+        let common = if trimmed { common } else { 0 };
+        if common == 0 {
+            ctx.clear_kv_cache();
+        }
+        slot.cached.clear();
+        let seqs: Vec<i32> = (0..=n_labels as i32).collect();
+        for &s in &seqs[1..] {
+            ctx.clear_kv_cache_seq(Some(s as u32), None, None).map_err(access)?;
+            ctx.copy_kv_cache_seq(0, s, None, None).map_err(access)?;
+        }
+
+        let new = &tokens[common..];
+        let mut batch = LlamaBatch::new(new.len() + label_total, seqs.len() as i32);
+        let add = |batch: &mut LlamaBatch, t: LlamaToken, pos: usize, seq: &[i32], logits: bool| {
+            batch.add(t, pos as i32, seq, logits).map_err(access)
+        };
+        for (i, &t) in new.iter().enumerate() {
+            add(&mut batch, t, common + i, &seqs, i + 1 == new.len())?;
+        }
+        let last_prompt = new.len() - 1;
+        // Batch index of the logits that predict each label's j-th token.
+        let mut predictors: Vec<Vec<usize>> = Vec::with_capacity(n_labels);
+        let mut index = new.len();
+        for (li, lt) in label_tokens.iter().enumerate() {
+            let mut p = vec![last_prompt];
+            for (j, &t) in lt.iter().enumerate() {
+                let has_next = j + 1 < lt.len();
+                add(&mut batch, t, tokens.len() + j, &seqs[li + 1..li + 2], has_next)?;
+                if has_next {
+                    p.push(index);
+                }
+                index += 1;
+            }
+            predictors.push(p);
+        }
+        ctx.decode(&mut batch).map_err(|e| access(format!("decode: {e}")))?;
+
+        let mut scores = Vec::with_capacity(n_labels);
+        for (lt, p) in label_tokens.iter().zip(&predictors) {
+            let mut sum = 0f32;
+            for (&t, &at) in lt.iter().zip(p) {
+                sum += log_prob(ctx.get_logits_ith(at as i32), t);
+            }
+            scores.push(sum);
+        }
+        for &s in &seqs[1..] {
+            ctx.clear_kv_cache_seq(Some(s as u32), None, None).map_err(access)?;
+        }
+        slot.cached = tokens.clone();
+        let stats = [tokens.len() as f32, common as f32, started.elapsed().as_secs_f32() * 1000.0];
+        Ok((scores, stats))
+    }
+}
+
+/// log softmax(logits)[token], computed stably.
+fn log_prob(logits: &[f32], token: LlamaToken) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    let t = usize::try_from(token.0).unwrap_or(usize::MAX);
+    logits.get(t).map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
+}
+
+impl BackendGraph for GgufGraph {
+    fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
+        let exec = GgufExecution { graph: self.0.clone(), prompt: None, labels: None, outputs: None };
+        Ok(ExecutionContext::from(Box::new(exec) as Box<dyn BackendExecutionContext>))
+    }
+}
+
+struct GgufExecution {
+    graph: Arc<GraphInner>,
+    prompt: Option<Vec<u8>>,
+    labels: Option<Vec<u8>>,
+    outputs: Option<(Vec<f32>, [f32; 3])>,
+}
+
+fn f32_tensor(values: &[f32]) -> Tensor {
+    let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Tensor::new(vec![values.len() as u32], TensorType::Fp32, data)
+}
+
+impl BackendExecutionContext for GgufExecution {
+    fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
+        if tensor.ty != TensorType::U8 {
+            return Err(BackendError::UnsupportedTensorType(format!("{:?} (inputs are U8 UTF-8 text)", tensor.ty)));
+        }
+        match id.index() {
+            Some(0) => self.prompt = Some(tensor.data.clone()),
+            Some(1) => self.labels = Some(tensor.data.clone()),
+            _ => return Err(access(format!("no input {id:?}: 0 is the prompt, 1 the labels"))),
+        }
+        Ok(())
+    }
+
+    fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
+        let (scores, stats) = self.outputs.as_ref().ok_or_else(|| access("compute has not run"))?;
+        match id.index() {
+            Some(0) => Ok(f32_tensor(scores)),
+            Some(1) => Ok(f32_tensor(stats)),
+            _ => Err(access(format!("no output {id:?}: 0 is the label scores, 1 the stats"))),
+        }
+    }
+
+    fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
+        if inputs.is_some() {
+            return Err(access("the ggml backend takes indexed inputs (set_input), not named ones"));
+        }
+        let prompt = self.prompt.as_deref().ok_or_else(|| access("input 0 (prompt) is not set"))?;
+        let labels = self.labels.as_deref().ok_or_else(|| access("input 1 (labels) is not set"))?;
+        let mut slot = self.graph.take()?;
+        let result = self.graph.score(&mut slot, prompt, labels);
+        self.graph.finish(slot, result.is_ok());
+        self.outputs = Some(result?);
+        Ok(None)
+    }
+}
+
+/// The `ggml` backend: graphs are loaded by the host at start and reached by name.
+#[derive(Default)]
+pub struct GgmlBackend;
+
+impl BackendInner for GgmlBackend {
+    fn encoding(&self) -> GraphEncoding {
+        GraphEncoding::Ggml
+    }
+
+    fn load(&mut self, _: &[&[u8]], _: ExecutionTarget) -> Result<Graph, BackendError> {
+        Err(access("ggml graphs are preloaded by wasi-host: use load_by_name"))
+    }
+
+    fn as_dir_loadable(&mut self) -> Option<&mut dyn BackendFromDir> {
+        None
+    }
+}
+
+/// Graphs by name, shared by every guest instance.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<std::collections::HashMap<String, Graph>>);
+
+impl Registry {
+    pub fn new(graphs: impl IntoIterator<Item = (String, GgufGraph)>) -> Self {
+        Self(Arc::new(
+            graphs.into_iter().map(|(n, g)| (n, Graph::from(Box::new(g) as Box<dyn BackendGraph>))).collect(),
+        ))
+    }
+}
+
+/// What one guest instance sees: the shared graphs, and mutable access wasi-nn asks for (a
+/// per-instance clone of the handles).
+pub struct InstanceRegistry(std::collections::HashMap<String, Graph>);
+
+impl From<&Registry> for InstanceRegistry {
+    fn from(r: &Registry) -> Self {
+        Self(r.0.as_ref().clone())
+    }
+}
+
+impl GraphRegistry for InstanceRegistry {
+    fn get(&self, name: &str) -> Option<&Graph> {
+        self.0.get(name)
+    }
+    fn get_mut(&mut self, name: &str) -> Option<&mut Graph> {
+        self.0.get_mut(name)
+    }
+}
