@@ -7,6 +7,7 @@
 //!   config in its key-value store.
 //! - `scenarios`: the cases, run against both runtimes by `workers.rs` and `spin.rs`.
 
+pub mod classifier;
 pub mod mock;
 pub mod runtime;
 pub mod scenarios;

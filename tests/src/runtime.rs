@@ -95,7 +95,7 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn capture(stream: impl AsyncRead + Unpin + Send + 'static, logs: Arc<Mutex<String>>, port_tx: Option<tokio::sync::mpsc::Sender<String>>) {
+pub(crate) fn capture(stream: impl AsyncRead + Unpin + Send + 'static, logs: Arc<Mutex<String>>, port_tx: Option<tokio::sync::mpsc::Sender<String>>) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
