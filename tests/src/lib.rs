@@ -12,6 +12,7 @@ pub mod mock;
 pub mod runtime;
 pub mod scenarios;
 pub mod semantic;
+pub mod tier3;
 pub mod zero_trust;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
     let started = Instant::now();
     let ctx = rt.block_on(async {
         let mock = mock::Mock::start().await?;
+        let classifier = classifier::ClassifierHost::start(&[]).await?;
+        mock.set_tier3(&classifier.base);
         let runtime = runtime::Runtime::start(kind).await?;
         // Every scenario is a caller with the `main` key unless it sets another.
         let mut auth = reqwest::header::HeaderMap::new();
@@ -68,7 +71,7 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        anyhow::Ok(scenarios::Ctx { rt: runtime, mock, client })
+        anyhow::Ok(scenarios::Ctx { rt: runtime, mock, client, classifier })
     });
     let ctx = match ctx.context("starting the suite") {
         Ok(c) => Arc::new(c),
@@ -91,7 +94,7 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
     let mut code = conclusion.exit_code();
     if !args.list {
         let client_key = scenarios::test_key("main");
-        for key in [runtime::OPENAI_KEY, runtime::ANTHROPIC_KEY, client_key.as_str()] {
+        for key in [runtime::OPENAI_KEY, runtime::ANTHROPIC_KEY, client_key.as_str(), classifier::SECRET] {
             if logs.contains(key) {
                 eprintln!("FAILED: a provider or client key appears in the {kind:?} runtime's logs");
                 code = ExitCode::FAILURE;

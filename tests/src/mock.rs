@@ -31,7 +31,16 @@ pub struct Recorded {
 pub struct Mock {
     pub addr: Option<SocketAddr>,
     log: Arc<Mutex<Vec<Recorded>>>,
+    /// The real classifier host `/v1/classify` is relayed to (tier 3).
+    tier3: Arc<Mutex<Option<String>>>,
 }
+
+/// Markers in a prompt that make the tier-3 relay misbehave (the rest is relayed untouched).
+pub const T3_DOWN: &str = "[[t3:down]]";
+pub const T3_SLOW: &str = "[[t3:slow]]";
+pub const T3_FORGED: &str = "[[t3:forged]]";
+pub const T3_BADSIG: &str = "[[t3:badsig]]";
+pub const T3_REPLAY: &str = "[[t3:replay]]";
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -90,6 +99,57 @@ impl Mock {
         Ok(mock)
     }
 
+    /// Relays `POST /v1/classify` to this classifier host.
+    pub fn set_tier3(&self, base: &str) {
+        if let Ok(mut t) = self.tier3.lock() {
+            *t = Some(base.to_owned());
+        }
+    }
+
+    /// The tier-3 relay: the edge's signed request goes to the real host as it came, unless the
+    /// prompt asks for a fault: the connection drops, the answer comes late, its signature is
+    /// forged, the request's signature is broken, or the request is sent twice (a replay).
+    async fn relay(&self, headers: &HashMap<String, String>, bytes: Bytes, body: &Value) -> Result<hyper::Response<Body>, std::io::Error> {
+        let io = |e: reqwest::Error| std::io::Error::other(e.to_string());
+        let text = body["text"].as_str().unwrap_or("");
+        if text.contains(T3_DOWN) {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected: classifier down"));
+        }
+        if text.contains(T3_SLOW) {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let base = self.tier3.lock().ok().and_then(|t| t.clone()).unwrap_or_default();
+        let client = reqwest::Client::new();
+        let send = |headers: HashMap<String, String>| {
+            let mut req = client.post(format!("{base}/v1/classify")).body(bytes.clone());
+            for (k, v) in &headers {
+                if k.starts_with("x-gateway-") || k == "content-type" {
+                    req = req.header(k, v);
+                }
+            }
+            req.send()
+        };
+        let mut headers = headers.clone();
+        if text.contains(T3_BADSIG) {
+            headers.insert("x-gateway-signature".into(), format!("v1={}", "0".repeat(64)));
+        }
+        if text.contains(T3_REPLAY) {
+            send(headers.clone()).await.map_err(io)?;
+        }
+        let r = send(headers).await.map_err(io)?;
+        let status = r.status().as_u16();
+        let mut sig = r.headers().get("x-gateway-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let answer = r.bytes().await.map_err(io)?;
+        if text.contains(T3_FORGED) {
+            sig = Some(format!("v1={}", "ab".repeat(32)));
+        }
+        let mut resp = full(status, "application/json", answer);
+        if let Some(sig) = sig.and_then(|s| hyper::header::HeaderValue::from_str(&s).ok()) {
+            resp.headers_mut().insert("x-gateway-signature", sig);
+        }
+        Ok(resp)
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr.map(|a| a.to_string()).unwrap_or_default())
     }
@@ -110,6 +170,9 @@ impl Mock {
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if let Ok(mut l) = self.log.lock() {
             l.push(Recorded { behaviour: behaviour.clone(), path: path.clone(), headers: headers.clone(), body: body.clone() });
+        }
+        if path == "/v1/classify" {
+            return self.relay(&headers, bytes, &body).await;
         }
         let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         let tools = body.get("tools").is_some();

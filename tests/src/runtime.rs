@@ -134,7 +134,7 @@ impl Runtime {
                         main.display()
                     ),
                 )?;
-                std::fs::write(dir.join(".dev.vars"), format!("OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\n"))?;
+                std::fs::write(dir.join(".dev.vars"), format!("OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\nCLASSIFIER_SECRET={}\n", crate::classifier::SECRET))?;
                 seed_workers_models(&dir, &node, &wrangler).await?;
                 let port = free_port()?;
                 let mut child = Command::new(&node)
@@ -171,6 +171,7 @@ impl Runtime {
                     .arg(format!("--dir={}::/models", models_dir()?.display()))
                     .arg(format!("--var=openai_api_key={OPENAI_KEY}"))
                     .arg(format!("--var=anthropic_api_key={ANTHROPIC_KEY}"))
+                    .arg(format!("--var=classifier_secret={}", crate::classifier::SECRET))
                     .args(host_args)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())

@@ -54,17 +54,6 @@ pub async fn confident_keyword_skips_the_embedding(c: &Ctx) -> Result<()> {
     Ok(())
 }
 
-pub async fn unsure_embedding_falls_back_to_the_default_route(c: &Ctx) -> Result<()> {
-    let r = route(c, json!({"model": "auto", "messages": user("qwxz plorv 8812 zzkt")})).await?;
-    let v = r.json()?;
-    ensure!(v["tier"] == "default" && v["route"] == "general", "{v}");
-    ensure!(v["best_guess"]["capability"].is_string(), "the best guess is reported: {v}");
-    ensure!(v["tiers"][1]["tier"] == "embedding" && v["tiers"][1]["confident"] == false, "{v}");
-    let r = post(c, json!({"model": "auto", "messages": user("qwxz plorv 8812 zzkt")})).await?;
-    ensure!(r.status == 200 && r.header("x-gateway-tier") == "default", "{} {:?}", r.status, r.headers);
-    Ok(())
-}
-
 pub async fn route_endpoint_applies_the_key_policy(c: &Ctx) -> Result<()> {
     // An SSN in the prompt: residency pins it local; /v1/route says so without calling anyone.
     let v = route(c, json!({"model": "auto", "messages": user("my ssn is 078-05-1120, fix my python script")})).await?.json()?;

@@ -46,6 +46,7 @@ pub struct ClassifyOptions {
     pub template: String,
     pub max_text_chars: usize,
     pub top_k: usize,
+    pub calibrate: bool,
     pub secret: Secret,
     pub concurrency: usize,
     pub queue: usize,
@@ -251,6 +252,7 @@ pub async fn run(opts: ClassifyOptions) -> Result<()> {
         "template": opts.template,
         "max_text_chars": opts.max_text_chars,
         "top_k": opts.top_k,
+        "calibrate": opts.calibrate,
     });
     let model = opts.model.file_name().map_or_else(|| "classifier".to_owned(), |n| n.to_string_lossy().into_owned());
     let (guest, model_options, timeout) = (opts.guest.clone(), opts.model_options.clone(), opts.timeout);

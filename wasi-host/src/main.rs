@@ -89,6 +89,10 @@ enum Command {
         /// Score only the edge's top-K tier-2 candidates (0: all labels).
         #[arg(long, default_value_t = 0)]
         top_k: usize,
+        /// Contextual calibration: subtract each label's score for a content-free request
+        /// (measured: worse with SmolLM2-135M, see bench/RESULTS.md; try it with other models).
+        #[arg(long)]
+        calibrate: bool,
         /// CPU threads per classification (default: all cores).
         #[arg(long)]
         threads: Option<i32>,
@@ -157,6 +161,7 @@ fn main() -> Result<()> {
             max_body,
             max_text_chars,
             top_k,
+            calibrate,
             threads,
             gpu_layers,
             context_tokens,
@@ -179,6 +184,7 @@ fn main() -> Result<()> {
                 template,
                 max_text_chars: max_text_chars.max(1),
                 top_k,
+                calibrate,
                 secret,
                 concurrency,
                 queue,
