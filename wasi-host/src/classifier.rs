@@ -31,7 +31,7 @@ use wasmtime_wasi_nn::witx::WasiNnCtx;
 use crate::nn::{GgmlBackend, GgufGraph, InstanceRegistry, ModelOptions, Registry};
 
 /// The graph name the guest asks for.
-const GRAPH: &str = "classifier";
+pub const GRAPH: &str = "classifier";
 /// Guest output beyond this is an error (a decision is a few hundred bytes).
 const MAX_GUEST_OUTPUT: usize = 256 * 1024;
 /// Epoch tick: the guest's deadline is counted in these.
@@ -64,7 +64,7 @@ pub struct Guest {
     timeout_ticks: u64,
 }
 
-struct GuestState {
+pub struct GuestState {
     wasi: WasiP1Ctx,
     nn: WasiNnCtx,
 }
@@ -84,7 +84,8 @@ pub enum GuestError {
 }
 
 impl Guest {
-    pub fn new(guest: &std::path::Path, model: &std::path::Path, model_options: ModelOptions, settings: Value, timeout: Duration) -> Result<Self> {
+    /// Compiles the guest and serves `graph` to it under the name the guest asks for.
+    pub fn new(guest: &std::path::Path, graph: GgufGraph, settings: Value, timeout: Duration) -> Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true).wasm_gc(false).gc_support(false);
         let engine = Engine::new(&config).map_err(wt)?;
@@ -93,8 +94,6 @@ impl Guest {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi).map_err(wt)?;
         wasmtime_wasi_nn::witx::add_to_linker(&mut linker, |s: &mut GuestState| &mut s.nn).map_err(wt)?;
         let pre = linker.instantiate_pre(&module).map_err(wt)?;
-        let graph = GgufGraph::load(model, model_options).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
-        eprintln!("wasi-host: classifier model {}", graph.description());
         let registry = Registry::new([(GRAPH.to_owned(), graph)]);
         let ticker = engine.clone();
         std::thread::spawn(move || loop {
@@ -103,6 +102,11 @@ impl Guest {
         });
         let timeout_ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64;
         Ok(Self { engine, pre, registry, settings, timeout_ticks })
+    }
+
+    /// The settings the host gives the guest (`settings` in the guest's request).
+    pub fn settings(graph: &str, template: &str, max_text_chars: usize, top_k: usize, calibrate: bool) -> Value {
+        json!({"graph": graph, "template": template, "max_text_chars": max_text_chars, "top_k": top_k, "calibrate": calibrate})
     }
 
     /// Classifies one request (the edge's JSON, without settings: the host adds its own).
@@ -141,11 +145,7 @@ impl Guest {
         }
     }
 
-    /// The model's scores without the guest: the same prompt and labels straight into llama.cpp
-    /// (the benchmark's baseline for the wasi-nn overhead).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
+
 }
 
 /// Request outcomes counted in `/metrics`.
@@ -247,18 +247,17 @@ fn error(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Value) {
 }
 
 pub async fn run(opts: ClassifyOptions) -> Result<()> {
-    let settings = json!({
-        "graph": GRAPH,
-        "template": opts.template,
-        "max_text_chars": opts.max_text_chars,
-        "top_k": opts.top_k,
-        "calibrate": opts.calibrate,
-    });
+    let settings = Guest::settings(GRAPH, &opts.template, opts.max_text_chars, opts.top_k, opts.calibrate);
     let model = opts.model.file_name().map_or_else(|| "classifier".to_owned(), |n| n.to_string_lossy().into_owned());
     let (guest, model_options, timeout) = (opts.guest.clone(), opts.model_options.clone(), opts.timeout);
     let model_path = opts.model.clone();
     let started = Instant::now();
-    let guest = tokio::task::spawn_blocking(move || Guest::new(&guest, &model_path, model_options, settings, timeout)).await??;
+    let guest = tokio::task::spawn_blocking(move || {
+        let graph = GgufGraph::load(&model_path, model_options).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
+        eprintln!("wasi-host: classifier model {}", graph.description());
+        Guest::new(&guest, graph, settings, timeout)
+    })
+    .await??;
     eprintln!("wasi-host: classifier ready in {} ms", started.elapsed().as_millis());
     let service = Arc::new(Service {
         guest: Arc::new(guest),

@@ -6,10 +6,7 @@
 //! a GGUF model through wasi-nn (llama.cpp backend), behind signed requests from the edge.
 //! `kv-put` writes a key into a store directory the way the running host reads it.
 
-mod classifier;
-mod nn;
-mod serve;
-mod spin_api;
+use wasi_host::{classifier, nn, serve, spin_api};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -67,7 +67,8 @@ fn llama() -> Result<&'static LlamaBackend, BackendError> {
         .map_err(|e| access(format!("initialising llama.cpp: {e}")))
 }
 
-/// A GGUF model loaded into memory, with a pool of inference contexts.
+/// A GGUF model loaded into memory, with a pool of inference contexts (clones share both).
+#[derive(Clone)]
 pub struct GgufGraph(Arc<GraphInner>);
 
 struct GraphInner {
@@ -108,6 +109,11 @@ impl GgufGraph {
             self.0.model.size() / 1_000_000,
             self.0.options.context_tokens
         )
+    }
+
+    /// Tokens `text` becomes (no special tokens added).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.0.model.vocab().tokenize(text.as_bytes(), false, false).len()
     }
 
     /// Scores `labels` after `prompt` directly, without wasi-nn (benchmarks compare the two).

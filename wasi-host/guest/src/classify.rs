@@ -20,7 +20,7 @@ pub struct Request {
     pub settings: Settings,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Label {
     pub name: String,

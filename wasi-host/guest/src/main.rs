@@ -14,7 +14,7 @@
 //! - output 0, F32 `[labels]`: sum of the log-probabilities of each continuation's tokens;
 //! - output 1, F32 `[3]`: prompt tokens, of which reused from the previous request, compute ms.
 
-mod classify;
+use classifier_guest as classify;
 
 use std::io::{Read as _, Write as _};
 

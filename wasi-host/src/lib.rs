@@ -1,0 +1,9 @@
+//! wasi-host's parts, as a library for the binary (`main.rs`) and the benchmarks.
+//!
+//! - `serve`, `spin_api`: a wasi:http host for the gateway's Spin component.
+//! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp.
+
+pub mod classifier;
+pub mod nn;
+pub mod serve;
+pub mod spin_api;
