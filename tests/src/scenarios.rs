@@ -397,6 +397,9 @@ async fn kv_config_replacement_and_rejection(c: &Ctx) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Every instance re-reads within `config_refresh_secs` (1 s in the test config); the one
+    // that answered may not be the one that serves next.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let r = post(c, json!({"model": "kv-added", "messages": user("hi")})).await?;
     expect_served(&r, "kv-added", "1")?;
     // An invalid config is refused: the last good one keeps serving.

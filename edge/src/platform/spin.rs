@@ -166,6 +166,13 @@ impl Log for SpinPlatform {
     }
 }
 
+thread_local! {
+    /// One per instance, like a Workers isolate's: the config cache, the key cache and the loaded
+    /// embedding model outlive a request when the runtime reuses the instance (wasi-host does;
+    /// Spin 3 instantiates per request, so there it lives for one request).
+    static GATEWAY: std::rc::Rc<Gateway> = std::rc::Rc::new(Gateway::default());
+}
+
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let method = http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
@@ -178,7 +185,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     }
     let body = req.into_body_stream().map(|c| c.map(Bytes::from).map_err(|e| FetchError::Body(format!("{e:?}"))));
     let request = Request { method, path, headers, body: Box::pin(body) };
-    let resp = Gateway::default().handle(&SpinPlatform, request).await;
+    let gateway = GATEWAY.with(std::rc::Rc::clone);
+    let resp = gateway.handle(&SpinPlatform, request).await;
 
     let list: Vec<(String, Vec<u8>)> = resp.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
     let fields = Fields::from_list(&list).unwrap_or_else(|_| Fields::new());
