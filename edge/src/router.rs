@@ -341,3 +341,107 @@ fn route_models(config: &Config, route: &str) -> Vec<String> {
     // Validation guarantees every referenced route exists.
     config.routes.get(route).map(|r| r.models.clone()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const YAML: &str = r#"
+models:
+  a: { provider: openai, base_url: "http://127.0.0.1:1/v1" }
+  b: { provider: openai, base_url: "http://127.0.0.1:2/v1" }
+capabilities:
+  general: { route: general, description: "chat" }
+  code: { route: code, description: "programs" }
+routes:
+  general: { models: [a] }
+  code: { models: [b, a] }
+router:
+  default_route: general
+  classifier: { url: "http://127.0.0.1:8788/", min_confidence: 0.5 }
+auth: { kv_keys: true }
+"#;
+
+    fn fell_through(best_guess: Option<TierVerdict>, embedding_ran: bool) -> Decision {
+        let mut trace = vec![];
+        if embedding_ran {
+            trace.push(TierTrace {
+                tier: Tier::Embedding.as_str(),
+                capability: Some("code".into()),
+                confidence: Some(0.3),
+                margin: Some(0.01),
+                threshold: Some(0.4),
+                confident: false,
+                scores: vec![("code".into(), 0.3), ("general".into(), 0.29)],
+                tokens: Some(5),
+                error: None,
+            });
+        }
+        Decision { tier: Tier::Default, route: "general".into(), models: vec!["a".into()], capability: None, confidence: None, best_guess, trace }
+    }
+
+    fn guess() -> Option<TierVerdict> {
+        Some(TierVerdict { capability: "code".into(), route: "code".into(), confidence: 0.3, scores: vec![] })
+    }
+
+    fn answer(label: &str, p: f64) -> ClassifierAnswer {
+        ClassifierAnswer { label: label.into(), probability: p, probabilities: vec![(label.into(), p)], latency_ms: 1.0 }
+    }
+
+    #[test]
+    fn the_classifier_config_is_normalised() {
+        let c = Config::from_yaml(YAML).unwrap();
+        let cls = c.router.classifier.as_ref().unwrap();
+        assert_eq!(cls.url, "http://127.0.0.1:8788");
+        assert_eq!(cls.secret, "CLASSIFIER_SECRET");
+        assert_eq!(cls.timeout_ms, 300);
+        let labels: Vec<(&str, &str, &str)> = cls.labels.iter().map(|l| (l.capability.as_str(), l.description.as_str(), l.route.as_str())).collect();
+        assert_eq!(labels, vec![("code", "programs", "code"), ("general", "chat", "general")]);
+    }
+
+    #[test]
+    fn only_a_fall_through_escalates() {
+        let c = Config::from_yaml(YAML).unwrap();
+        assert!(escalation(&c, &fell_through(None, true)).is_some());
+        let mut d = fell_through(None, true);
+        d.tier = Tier::Embedding;
+        assert!(escalation(&c, &d).is_none());
+        assert_eq!(embedding_scores(&fell_through(None, true))[0].0, "code");
+    }
+
+    #[test]
+    fn a_confident_answer_decides_and_picks_its_route() {
+        let c = Config::from_yaml(YAML).unwrap();
+        let mut d = fell_through(guess(), true);
+        apply_classifier(&c, &mut d, Ok(answer("code", 0.8)));
+        assert_eq!((d.tier, d.route.as_str(), d.capability.as_deref()), (Tier::Classifier, "code", Some("code")));
+        assert_eq!(d.models, vec!["b", "a"]);
+        assert_eq!(d.trace.last().unwrap().tier, "classifier");
+        assert!(d.best_guess.is_none());
+    }
+
+    #[test]
+    fn an_unsure_answer_leaves_the_default_route() {
+        let c = Config::from_yaml(YAML).unwrap();
+        let mut d = fell_through(None, false);
+        apply_classifier(&c, &mut d, Ok(answer("code", 0.4)));
+        assert_eq!((d.tier, d.route.as_str()), (Tier::Default, "general"));
+        assert_eq!(d.best_guess.as_ref().unwrap().capability, "code");
+        assert!(!d.trace.last().unwrap().confident);
+    }
+
+    #[test]
+    fn a_failure_degrades_to_the_tier_2_guess_or_the_default() {
+        let c = Config::from_yaml(YAML).unwrap();
+        let mut d = fell_through(guess(), true);
+        apply_classifier(&c, &mut d, Err("the classifier host is unreachable".into()));
+        assert_eq!((d.tier, d.route.as_str(), d.capability.as_deref()), (Tier::EmbeddingDegraded, "code", Some("code")));
+        assert_eq!(d.tier.as_str(), "embedding-degraded");
+        assert_eq!(d.trace.last().unwrap().error.as_deref(), Some("the classifier host is unreachable"));
+        // Without a tier-2 verdict (a keyword guess only), the default route serves.
+        let mut d = fell_through(guess(), false);
+        apply_classifier(&c, &mut d, Err("timeout".into()));
+        assert_eq!((d.tier, d.route.as_str()), (Tier::EmbeddingDegraded, "general"));
+    }
+}
