@@ -583,7 +583,7 @@ fn validate_classifier(p: &mut Problems, raw: &RawConfig) -> Option<ClassifierTi
         .map(|(name, cap)| ClassifierLabel { capability: name.clone(), description: cap.description.clone().unwrap_or_default(), route: cap.route.clone() })
         .collect();
     if !(2..=32).contains(&labels.len()) {
-        p.push(format!("{at}"), "the classifier chooses among 2 to 32 capabilities");
+        p.push(at, "the classifier chooses among 2 to 32 capabilities");
     }
     for l in &labels {
         if l.description.chars().count() > 300 {

@@ -195,7 +195,7 @@ pub fn prompt(template: Template, labels: &[&Label], text: &str) -> String {
 }
 
 /// The labels to score: all, or the hint's `top_k` best that are in the label set.
-fn candidates<'a>(req: &'a Request) -> Vec<&'a Label> {
+fn candidates(req: &Request) -> Vec<&Label> {
     if req.settings.top_k == 0 || req.hint.is_empty() {
         return req.labels.iter().collect();
     }
