@@ -53,8 +53,8 @@ async fn bench(kind: Kind, host_args: &[&str], label: &str) -> Result<()> {
     let client = reqwest::Client::new();
     // Tier 2 alone: the test config's classifier section (tier 3) is left out.
     let config = scenarios::config_yaml(&mock, false);
-    let config = match (config.find("  classifier:"), config.find("    timeout_ms: 2500\n")) {
-        (Some(a), Some(b)) if b > a => format!("{}{}", &config[..a], &config[b + "    timeout_ms: 2500\n".len()..]),
+    let config = match (config.find("  classifier:"), config.find("    timeout_ms: 8000\n")) {
+        (Some(a), Some(b)) if b > a => format!("{}{}", &config[..a], &config[b + "    timeout_ms: 8000\n".len()..]),
         _ => config,
     };
     anyhow::ensure!(!config.contains("classifier:"), "the bench config still has a classifier");

@@ -116,7 +116,9 @@ impl Mock {
             return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected: classifier down"));
         }
         if text.contains(T3_SLOW) {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // Past the edge's deadline (8 s in e2e.yaml); the host is not bothered.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            return Ok(full(503, "application/json", r#"{"error":{"message":"too late"}}"#));
         }
         let base = self.tier3.lock().ok().and_then(|t| t.clone()).unwrap_or_default();
         let client = reqwest::Client::new();
