@@ -117,7 +117,7 @@ async fn bad_bodies_get_clear_errors() -> Result<()> {
 
 #[tokio::test]
 async fn a_full_queue_gets_429_and_a_slow_request_504() -> Result<()> {
-    let host = ClassifierHost::start(&["--concurrency", "1", "--queue", "0"]).await?;
+    let host = ClassifierHost::start(&["--concurrency", "1", "--queue", "0", "--timeout-ms", "30000"]).await?;
     let client = reqwest::Client::new();
     let long = "Please look at this paragraph and tell me what it is about. ".repeat(20);
     let body = json!({"text": long, "labels": labels()});

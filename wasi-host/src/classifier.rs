@@ -224,7 +224,7 @@ struct Service {
     queue: usize,
     timeout: Duration,
     max_body: usize,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     model: String,
 }
 
@@ -267,7 +267,7 @@ pub async fn run(opts: ClassifyOptions) -> Result<()> {
         queue: opts.queue,
         timeout: opts.timeout,
         max_body: opts.max_body,
-        metrics: Metrics::default(),
+        metrics: Arc::new(Metrics::default()),
         model,
     });
     let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
@@ -384,16 +384,17 @@ impl Service {
             Err(_) => return (Outcome::Timeout, error(StatusCode::GATEWAY_TIMEOUT, "timeout", "timed out waiting for a classifier slot"), nonce),
         };
         let guest = self.guest.clone();
-        let running = &self.metrics.running;
-        running.fetch_add(1, Ordering::Relaxed);
+        let metrics = self.metrics.clone();
+        metrics.running.fetch_add(1, Ordering::Relaxed);
         // The permit moves into the task: a classification that outlives its deadline still holds
-        // its slot until the model finishes, so the concurrency bound stays true.
+        // its slot (and counts as in flight) until the model finishes, so both stay true.
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            guest.classify(request)
+            let out = guest.classify(request);
+            metrics.running.fetch_sub(1, Ordering::Relaxed);
+            out
         });
         let result = tokio::time::timeout(self.timeout.saturating_sub(started.elapsed()), task).await;
-        running.fetch_sub(1, Ordering::Relaxed);
         match result {
             Ok(Ok(Ok(mut decision))) => {
                 decision["model"] = json!(self.model);
