@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use classifier_guest::{prompt, Label, Template};
 use serde_json::{json, Value};
-use wasi_host::classifier::{Guest, GRAPH};
+use wasi_host::classifier::{Guest, GuestSettings, GRAPH};
 use wasi_host::nn::{GgufGraph, ModelOptions};
 
 const N: usize = 15;
@@ -66,7 +66,7 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let graph = GgufGraph::load(std::path::Path::new(&model), options.clone()).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let settings = Guest::settings(GRAPH, "chatml", 100_000, 0, false);
+    let settings = GuestSettings { max_text_chars: 100_000, hint_weight: 0.0, ..GuestSettings::default() }.to_json(GRAPH);
     let guest = Guest::new(std::path::Path::new(&guest_wasm), graph.clone(), settings, Duration::from_secs(60))?;
     eprintln!("model {} loaded in {load_ms:.0} ms; {} threads, {gpu_layers} GPU layers", graph.description(), options.threads);
 

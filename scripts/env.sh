@@ -17,11 +17,27 @@ export GATEWAY_SPIN_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/llm_gateway.wa
 export WASI_HOST_BIN="$CARGO_TARGET_DIR/host/wasi-host"
 # The embedding tier's files (models/fetch writes them).
 export GATEWAY_MODELS_DIR="${GATEWAY_MODELS_DIR:-$ROOT/models/minilm}"
-# llama.cpp (the tier-3 classifier in wasi-host) is built for x86-64 with AVX2/FMA/F16C, what
-# this project's machines have; without them ggml falls back to scalar code (~7x slower). On a
-# CPU without AVX2, export GGML_AVX2=OFF GGML_FMA=OFF before building.
-if [ "$(uname -m)" = x86_64 ]; then
-  export GGML_AVX="${GGML_AVX:-ON}" GGML_AVX2="${GGML_AVX2:-ON}" GGML_FMA="${GGML_FMA:-ON}" GGML_F16C="${GGML_F16C:-ON}"
+# llama.cpp (the tier-3 classifier in wasi-host) is built for the SIMD extensions of the CPU it
+# is built on, detected here (GGML_NATIVE stays off: llama-cpp-sys-2 forces it). Without AVX2
+# ggml falls back to scalar code (~7x slower); AVX-512 with VNNI speeds up the quantised dot
+# products further. The binary then needs a CPU with the same extensions: to build for an older
+# one, export the GGML_* variables yourself (e.g. GGML_AVX512=OFF) before building.
+if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ]; then
+  cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  has() { case "$cpu_flags" in *" $1 "*) echo ON ;; *) echo OFF ;; esac; }
+  export GGML_AVX="${GGML_AVX:-$(has avx)}" GGML_AVX2="${GGML_AVX2:-$(has avx2)}" \
+    GGML_FMA="${GGML_FMA:-$(has fma)}" GGML_F16C="${GGML_F16C:-$(has f16c)}" \
+    GGML_BMI2="${GGML_BMI2:-$(has bmi2)}"
+  avx512=OFF
+  if [ "$(has avx512f)$(has avx512bw)$(has avx512dq)$(has avx512vl)$(has avx512cd)" = ONONONONON ]; then avx512=ON; fi
+  export GGML_AVX512="${GGML_AVX512:-$avx512}"
+  if [ "$GGML_AVX512" = ON ]; then
+    export GGML_AVX512_VNNI="${GGML_AVX512_VNNI:-$(has avx512_vnni)}" \
+      GGML_AVX512_VBMI="${GGML_AVX512_VBMI:-$(has avx512vbmi)}" \
+      GGML_AVX512_BF16="${GGML_AVX512_BF16:-$(has avx512_bf16)}"
+  fi
+  unset -f has
+  unset cpu_flags avx512
 fi
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 # The tier-3 model and classifier guest (models/fetch, scripts/build).

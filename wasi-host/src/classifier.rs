@@ -32,6 +32,9 @@ use crate::nn::{GgmlBackend, GgufGraph, InstanceRegistry, ModelOptions, Registry
 
 /// The graph name the guest asks for.
 pub const GRAPH: &str = "classifier";
+/// `--hint-weight`'s default: how much tier 2's scores count against the model's
+/// log-likelihoods (tuned on the dev set, bench/RESULTS.md).
+pub const DEFAULT_HINT_WEIGHT: f32 = 0.0;
 /// Guest output beyond this is an error (a decision is a few hundred bytes).
 const MAX_GUEST_OUTPUT: usize = 256 * 1024;
 /// Epoch tick: the guest's deadline is counted in these.
@@ -42,16 +45,39 @@ pub struct ClassifyOptions {
     pub guest: PathBuf,
     pub model: PathBuf,
     pub model_options: ModelOptions,
-    /// Chat template the guest writes (`chatml`, `gemma`, `plain`).
-    pub template: String,
-    pub max_text_chars: usize,
-    pub top_k: usize,
-    pub calibrate: bool,
+    pub settings: GuestSettings,
     pub secret: Secret,
     pub concurrency: usize,
     pub queue: usize,
     pub timeout: Duration,
     pub max_body: usize,
+}
+
+/// How the guest classifies (its `settings`; the guest's `Settings` documents each field). Set
+/// by the host's operator, never by the edge.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GuestSettings {
+    /// Chat template the guest writes (`chatml`, `gemma`, `plain`).
+    pub template: String,
+    pub max_text_chars: usize,
+    pub top_k: usize,
+    pub calibrate: bool,
+    pub hint_weight: f32,
+}
+
+impl Default for GuestSettings {
+    fn default() -> Self {
+        Self { template: "chatml".into(), max_text_chars: 1200, top_k: 0, calibrate: false, hint_weight: DEFAULT_HINT_WEIGHT }
+    }
+}
+
+impl GuestSettings {
+    /// The guest's `settings` object for the graph preloaded as `graph`.
+    pub fn to_json(&self, graph: &str) -> Value {
+        let mut v = json!(self);
+        v["graph"] = json!(graph);
+        v
+    }
 }
 
 /// Runs the guest: one fresh instance per classification (a few hundred µs; the model and its
@@ -102,11 +128,6 @@ impl Guest {
         });
         let timeout_ticks = (timeout.as_millis() / TICK.as_millis()).max(1) as u64;
         Ok(Self { engine, pre, registry, settings, timeout_ticks })
-    }
-
-    /// The settings the host gives the guest (`settings` in the guest's request).
-    pub fn settings(graph: &str, template: &str, max_text_chars: usize, top_k: usize, calibrate: bool) -> Value {
-        json!({"graph": graph, "template": template, "max_text_chars": max_text_chars, "top_k": top_k, "calibrate": calibrate})
     }
 
     /// Classifies one request (the edge's JSON, without settings: the host adds its own).
@@ -247,7 +268,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Value) {
 }
 
 pub async fn run(opts: ClassifyOptions) -> Result<()> {
-    let settings = Guest::settings(GRAPH, &opts.template, opts.max_text_chars, opts.top_k, opts.calibrate);
+    let settings = opts.settings.to_json(GRAPH);
     let model = opts.model.file_name().map_or_else(|| "classifier".to_owned(), |n| n.to_string_lossy().into_owned());
     let (guest, model_options, timeout) = (opts.guest.clone(), opts.model_options.clone(), opts.timeout);
     let model_path = opts.model.clone();

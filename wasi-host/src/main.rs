@@ -90,6 +90,10 @@ enum Command {
         /// (measured: worse with SmolLM2-135M, see bench/RESULTS.md; try it with other models).
         #[arg(long)]
         calibrate: bool,
+        /// How much tier 2's scores (the edge's hint) count: each label's log-likelihood gets
+        /// this times its cosine score added (0: the model alone).
+        #[arg(long, default_value_t = classifier::DEFAULT_HINT_WEIGHT)]
+        hint_weight: f32,
         /// CPU threads per classification (default: all cores).
         #[arg(long)]
         threads: Option<i32>,
@@ -159,6 +163,7 @@ fn main() -> Result<()> {
             max_text_chars,
             top_k,
             calibrate,
+            hint_weight,
             threads,
             gpu_layers,
             context_tokens,
@@ -172,16 +177,17 @@ fn main() -> Result<()> {
             if !matches!(template.as_str(), "chatml" | "gemma" | "plain") {
                 bail!("--template: chatml, gemma or plain, got {template:?}");
             }
+            if !(hint_weight.is_finite() && hint_weight >= 0.0) {
+                bail!("--hint-weight: a number >= 0, got {hint_weight}");
+            }
+            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), top_k, calibrate, hint_weight };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(classifier::run(classifier::ClassifyOptions {
                 listen,
                 guest,
                 model,
                 model_options,
-                template,
-                max_text_chars: max_text_chars.max(1),
-                top_k,
-                calibrate,
+                settings,
                 secret,
                 concurrency,
                 queue,

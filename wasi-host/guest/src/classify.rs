@@ -13,7 +13,8 @@ pub struct Request {
     /// The text to classify (the edge chooses it: the last user turn, as for tier 2).
     pub text: String,
     pub labels: Vec<Label>,
-    /// Tier-2 scores per label, best first or not; used when `settings.top_k` > 0.
+    /// Tier-2 scores per label (cosine similarities), best first or not; used by
+    /// `settings.top_k` and `settings.hint_weight`.
     #[serde(default)]
     pub hint: Vec<Hint>,
     #[serde(default)]
@@ -52,11 +53,15 @@ pub struct Settings {
     /// the text). Costs a second, mostly cached, scoring call. Off by default: with SmolLM2-135M
     /// it lowered accuracy on the escalated dev rows from 0.456 to 0.304 (bench/RESULTS.md).
     pub calibrate: bool,
+    /// Product of experts with tier 2: each label's log-likelihood gets `hint_weight` times its
+    /// tier-2 score added (labels missing from the hint get the lowest hint score). 0 ignores the
+    /// hint; the host's default comes from the dev-set measurement in bench/RESULTS.md.
+    pub hint_weight: f32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 1200, top_k: 0, calibrate: false }
+        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 1200, top_k: 0, calibrate: false, hint_weight: 0.0 }
     }
 }
 
@@ -136,6 +141,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
         if l.description.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(Error::Input(format!("labels[{i}].description: at most {MAX_DESCRIPTION_CHARS} characters")));
         }
+    }
+    if !(req.settings.hint_weight.is_finite() && req.settings.hint_weight >= 0.0) {
+        return Err(Error::Input("settings.hint_weight must be a finite number >= 0".into()));
     }
     if req.settings.max_text_chars == 0 {
         return Err(Error::Input("settings.max_text_chars must be > 0".into()));
@@ -218,6 +226,23 @@ fn candidates(req: &Request) -> Vec<&Label> {
     out
 }
 
+/// Adds `hint_weight` x tier-2 score to each label's log-likelihood (see `Settings`).
+fn add_hint(req: &Request, labels: &[&Label], log_probs: &mut [f32]) {
+    let weight = req.settings.hint_weight;
+    if weight == 0.0 {
+        return;
+    }
+    let hint: Vec<Option<f32>> =
+        labels.iter().map(|l| req.hint.iter().find(|h| h.label == l.name && h.score.is_finite()).map(|h| h.score)).collect();
+    let floor = hint.iter().flatten().copied().fold(f32::INFINITY, f32::min);
+    if !floor.is_finite() {
+        return;
+    }
+    for (p, h) in log_probs.iter_mut().zip(&hint) {
+        *p += weight * h.unwrap_or(floor);
+    }
+}
+
 pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
     let labels = candidates(req);
     let text = sanitize(&req.text, req.settings.max_text_chars);
@@ -245,6 +270,7 @@ pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
         }
         scores.compute_ms += prior.compute_ms;
     }
+    add_hint(req, &labels, &mut scores.log_probs);
     let max = scores.log_probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f32> = scores.log_probs.iter().map(|p| (p - max).exp()).collect();
     let total: f32 = exp.iter().sum();
@@ -363,6 +389,28 @@ mod tests {
     }
 
     #[test]
+    fn hint_weight_blends_tier_two_into_the_decision() {
+        // The fake prefers "math" by 1 nat; tier 2 prefers "code" by 0.2: a weight of 10 turns
+        // that into 2 nats, enough to flip the decision; "creative_writing" is not in the hint
+        // and gets the lowest hinted score.
+        let hint = r#", "hint": [{"label": "code", "score": 0.6}, {"label": "math", "score": 0.4}]"#;
+        let run_with = |w: f32| {
+            let extra = format!(r#"{hint}, "settings": {{"calibrate": false, "hint_weight": {w}}}"#);
+            run(&request("math", &extra), &mut fake()).unwrap()
+        };
+        assert_eq!(run_with(0.0).label, "math");
+        let d = run_with(10.0);
+        assert_eq!(d.label, "code");
+        let p = |name: &str| d.probabilities.iter().find(|p| p.label == name).unwrap().probability;
+        // code: 0 + 6, math: 1 + 4, creative_writing: 0 + 4.
+        assert!((p("code") / p("math") - 1f32.exp()).abs() < 1e-3);
+        assert!((p("math") / p("creative_writing") - 1f32.exp()).abs() < 1e-3);
+        // Without a hint the weight changes nothing.
+        let d = run(&request("math", r#", "settings": {"hint_weight": 10}"#), &mut fake()).unwrap();
+        assert_eq!(d.label, "math");
+    }
+
+    #[test]
     fn bad_requests_are_input_errors() {
         for body in [
             "",
@@ -372,6 +420,7 @@ mod tests {
             r#"{"text": "x", "labels": [{"name": "a b"}, {"name": "c"}]}"#,
             r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "extra": 1}"#,
             r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "settings": {"max_text_chars": 0}}"#,
+            r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "settings": {"hint_weight": -1}}"#,
         ] {
             assert!(matches!(parse_request(body.as_bytes()), Err(Error::Input(_))), "{body}");
         }

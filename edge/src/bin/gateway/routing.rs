@@ -146,6 +146,8 @@ struct Row {
     embed_ms: Option<f64>,
     /// Tier 3's label, ms from the client, ms the host reported (escalated rows, `--classifier`).
     tier3: Option<(String, f64, f64)>,
+    /// Tier 3's distribution over the labels, best first.
+    tier3_probabilities: Vec<(String, f64)>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -199,6 +201,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
             keyword_us,
             embed_ms: None,
             tier3: None,
+            tier3_probabilities: Vec::new(),
         };
         match verdict.filter(|v| v.confidence >= kw.min_confidence) {
             Some(v) => row.pred = v.capability,
@@ -214,6 +217,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
                     let t = Instant::now();
                     let answer = t3.classify(&text, &hint).with_context(|| format!("row {}", n + 1))?;
                     row.tier3 = Some((answer.label, t.elapsed().as_secs_f64() * 1e3, answer.latency_ms));
+                    row.tier3_probabilities = answer.probabilities;
                 }
                 row.semantic = Some(sv);
             }
@@ -243,7 +247,16 @@ pub fn eval(opts: &Opts) -> Result<()> {
                     (Some((l, ..)), "escalated") => (l.as_str(), "classifier"),
                     _ => (r.pred.as_str(), r.tier),
                 };
-                json!({"id": r.id, "label": label, "tier": tier}).to_string() + "\n"
+                // score.py reads id and label; the scores are there for offline analysis.
+                let scores = |v: &[(String, f64)]| v.iter().map(|(l, s)| (l.clone(), json!(s))).collect::<serde_json::Map<_, _>>();
+                let mut row = json!({"id": r.id, "label": label, "tier": tier});
+                if let Some(sv) = &r.semantic {
+                    row["tier2_scores"] = Value::Object(scores(&sv.verdict.scores));
+                }
+                if !r.tier3_probabilities.is_empty() {
+                    row["tier3_probabilities"] = Value::Object(scores(&r.tier3_probabilities));
+                }
+                row.to_string() + "\n"
             })
             .collect();
         std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
