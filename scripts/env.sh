@@ -41,5 +41,8 @@ if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ]; then
 fi
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 # The tier-3 model and classifier guest (models/fetch, scripts/build).
-export GATEWAY_CLASSIFIER_MODEL="${GATEWAY_CLASSIFIER_MODEL:-$ROOT/models/classifier/SmolLM2-135M-Instruct.Q4_1.gguf}"
+# models/fetch downloads the Q4_1 file; scripts/build rewrites it as Q8_0, which is what runs.
+export CLASSIFIER_Q41="$ROOT/models/classifier/SmolLM2-135M-Instruct.Q4_1.gguf"
+export CLASSIFIER_Q8="$ROOT/models/classifier/SmolLM2-135M-Instruct.Q8_0.gguf"
+export GATEWAY_CLASSIFIER_MODEL="${GATEWAY_CLASSIFIER_MODEL:-$CLASSIFIER_Q8}"
 export GATEWAY_CLASSIFIER_GUEST="$CARGO_TARGET_DIR/wasm32-wasip1/release/classifier.wasm"

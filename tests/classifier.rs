@@ -14,6 +14,8 @@ fn secret() -> gateway_signing::Secret {
 async fn classifies_within_the_label_set_and_signs_the_answer() -> Result<()> {
     let host = ClassifierHost::start(&[]).await?;
     let client = reqwest::Client::new();
+    let model_path = std::env::var("GATEWAY_CLASSIFIER_MODEL")?;
+    let model = std::path::Path::new(&model_path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for text in [
         "My recursive function overflows on long lists; rewrite it iteratively in Python.",
         // Steering attempts: the answer is still one of the labels, scored, never free text.
@@ -33,8 +35,16 @@ async fn classifies_within_the_label_set_and_signs_the_answer() -> Result<()> {
         ensure!(probs.len() == 3, "every label scored: {v}");
         let sum: f64 = probs.iter().filter_map(|p| p["probability"].as_f64()).sum();
         ensure!((sum - 1.0).abs() < 1e-3 && probs[0]["label"] == label, "{v}");
-        ensure!(v["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf" && v["latency_ms"].as_f64().is_some(), "{v}");
+        ensure!(v["model"].as_str() == Some(model.as_str()) && v["latency_ms"].as_f64().is_some(), "{v}");
     }
+    // Tier 2's hint counts (--hint-weight, 20 by default): a lopsided hint decides a prompt the
+    // model alone would not call translation.
+    let body = json!({"text": "Write a short poem about the sea", "labels": labels(),
+        "hint": [{"label": "translation", "score": 0.9}, {"label": "code", "score": 0.1}, {"label": "general", "score": 0.1}]});
+    let (headers, bytes, _) = signed(SECRET, &body, now(), fresh_nonce())?;
+    let (_, _, resp) = post(&client, &host.base, &headers, bytes).await?;
+    let v: Value = serde_json::from_slice(&resp)?;
+    ensure!(v["label"] == "translation" && v["probabilities"][0]["probability"].as_f64().is_some_and(|p| p > 0.99), "{v}");
     // The first prompt is code, and a 135M model gets that one right.
     let body = json!({"text": "Fix this Rust borrow checker error in my function", "labels": labels()});
     let (headers, bytes, _) = signed(SECRET, &body, now(), fresh_nonce())?;

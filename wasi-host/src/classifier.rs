@@ -34,7 +34,7 @@ use crate::nn::{GgmlBackend, GgufGraph, InstanceRegistry, ModelOptions, Registry
 pub const GRAPH: &str = "classifier";
 /// `--hint-weight`'s default: how much tier 2's scores count against the model's
 /// log-likelihoods (tuned on the dev set, bench/RESULTS.md).
-pub const DEFAULT_HINT_WEIGHT: f32 = 0.0;
+pub const DEFAULT_HINT_WEIGHT: f32 = 20.0;
 /// Guest output beyond this is an error (a decision is a few hundred bytes).
 const MAX_GUEST_OUTPUT: usize = 256 * 1024;
 /// Epoch tick: the guest's deadline is counted in these.

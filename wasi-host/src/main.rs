@@ -104,6 +104,16 @@ enum Command {
         #[arg(long, default_value_t = 2048)]
         context_tokens: u32,
     },
+    /// Rewrite a GGUF model's weights as Q8_0 or Q4_0 (faster on CPUs than the registry's Q4_1).
+    Quantize {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// q8_0 (keeps Q4_1's values) or q4_0 (smaller, lossy).
+        #[arg(long, default_value = "q8_0")]
+        to: nn::Quant,
+    },
     /// Write KEY in a store directory from a file (atomically, safe while the host runs).
     KvPut {
         #[arg(long)]
@@ -194,6 +204,13 @@ fn main() -> Result<()> {
                 timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
                 max_body,
             }))
+        }
+        Command::Quantize { input, output, to } => {
+            // Written beside the output and renamed, so an interrupted run leaves no half file.
+            let partial = output.with_extension("partial");
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+            nn::quantize(&input, &partial, to, threads).map_err(|e| anyhow::anyhow!(e))?;
+            std::fs::rename(&partial, &output).with_context(|| format!("renaming {} to {}", partial.display(), output.display()))
         }
         Command::KvPut { dir, key, file } => {
             let value = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

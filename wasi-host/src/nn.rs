@@ -67,6 +67,53 @@ fn llama() -> Result<&'static LlamaBackend, BackendError> {
         .map_err(|e| access(format!("initialising llama.cpp: {e}")))
 }
 
+/// Weight formats `quantize` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quant {
+    Q8_0,
+    Q4_0,
+}
+
+impl std::str::FromStr for Quant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "q8_0" => Ok(Quant::Q8_0),
+            "q4_0" => Ok(Quant::Q4_0),
+            _ => Err(format!("q8_0 or q4_0, got {s:?}")),
+        }
+    }
+}
+
+/// Rewrites a GGUF model's weights in another format (llama.cpp's `llama_model_quantize`,
+/// requantising already-quantised tensors). Used to turn the registry's Q4_1 model into Q8_0:
+/// llama.cpp's CPU matrix kernels (llamafile's sgemm, the AVX2/AVX-512 repacks) cover Q8_0 and
+/// Q4_0 but not Q4_1, and Q8_0 holds Q4_1's values almost exactly.
+// The one FFI call of this crate: llama-cpp-2 has no wrapper for it.
+#[allow(unsafe_code)]
+pub fn quantize(input: &Path, output: &Path, quant: Quant, threads: i32) -> Result<(), String> {
+    use std::ffi::CString;
+    llama().map_err(|e| e.to_string())?;
+    let path = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("{}: a path with a NUL byte", p.display()));
+    let (inp, out) = (path(input)?, path(output)?);
+    // SAFETY: plain C calls; the params struct comes from llama.cpp's defaults (every pointer
+    // null), and both strings outlive the call.
+    let status = unsafe {
+        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+        params.nthread = threads;
+        params.allow_requantize = true;
+        params.ftype = match quant {
+            Quant::Q8_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0,
+            Quant::Q4_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0,
+        };
+        llama_cpp_sys_2::llama_model_quantize(inp.as_ptr(), out.as_ptr(), &params)
+    };
+    if status != 0 {
+        return Err(format!("quantising {} to {}: llama.cpp returned {status} (WASI_HOST_LLAMA_LOG=1 shows why)", input.display(), output.display()));
+    }
+    Ok(())
+}
+
 /// A GGUF model loaded into memory, with a pool of inference contexts (clones share both).
 #[derive(Clone)]
 pub struct GgufGraph(Arc<GraphInner>);
