@@ -12,7 +12,7 @@ splits) estimates the accuracy on rows the weight was not tuned on."""
 import json, math, random, sys
 
 gold = {r['id']: r for r in map(json.loads, open(sys.argv[1]))}
-rows = [r for r in map(json.loads, open(sys.argv[2])) if r.get('tier3_probabilities')]
+rows = [r for r in map(json.loads, open(sys.argv[2])) if r.get('tier') == 'classifier' and r.get('tier3_probabilities')]
 if not rows:
     sys.exit('no escalated rows with tier3_probabilities: run gateway eval with --classifier')
 
