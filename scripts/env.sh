@@ -21,7 +21,9 @@ export GATEWAY_MODELS_DIR="${GATEWAY_MODELS_DIR:-$ROOT/models/minilm}"
 # is built on, detected here (GGML_NATIVE stays off: llama-cpp-sys-2 forces it). Without AVX2
 # ggml falls back to scalar code (~7x slower); AVX-512 with VNNI speeds up the quantised dot
 # products further. The binary then needs a CPU with the same extensions: to build for an older
-# one, export the GGML_* variables yourself (e.g. GGML_AVX512=OFF) before building.
+# one, export the GGML_* variables yourself (e.g. GGML_AVX512=OFF) before building, and remove
+# the configured llama.cpp build first (`cargo clean -p llama-cpp-sys-2 --profile host`): the
+# cmake crate does not reconfigure a build directory that exists.
 if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ]; then
   cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
   has() { case "$cpu_flags" in *" $1 "*) echo ON ;; *) echo OFF ;; esac; }
