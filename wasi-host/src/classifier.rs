@@ -35,6 +35,8 @@ pub const GRAPH: &str = "classifier";
 /// `--hint-weight`'s default: how much tier 2's scores count against the model's
 /// log-likelihoods (tuned on the dev set, bench/RESULTS.md).
 pub const DEFAULT_HINT_WEIGHT: f32 = 20.0;
+/// `--max-text-chars`'s default.
+pub const DEFAULT_MAX_TEXT_CHARS: usize = 400;
 /// Guest output beyond this is an error (a decision is a few hundred bytes).
 const MAX_GUEST_OUTPUT: usize = 256 * 1024;
 /// Epoch tick: the guest's deadline is counted in these.
@@ -67,7 +69,7 @@ pub struct GuestSettings {
 
 impl Default for GuestSettings {
     fn default() -> Self {
-        Self { template: "chatml".into(), max_text_chars: 1200, top_k: 0, calibrate: false, hint_weight: DEFAULT_HINT_WEIGHT }
+        Self { template: "chatml".into(), max_text_chars: DEFAULT_MAX_TEXT_CHARS, top_k: 0, calibrate: false, hint_weight: DEFAULT_HINT_WEIGHT }
     }
 }
 

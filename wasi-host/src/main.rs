@@ -80,8 +80,10 @@ enum Command {
         /// Largest request body in bytes (413 beyond).
         #[arg(long, default_value_t = 65536)]
         max_body: usize,
-        /// The request text is cut to this many characters.
-        #[arg(long, default_value_t = 1200)]
+        /// The request text is cut to this many characters (its beginning is kept). 400 (about 100
+        /// tokens) bounds a classification to ~200 ms on 2 cores and lost no accuracy on the dev
+        /// set against 1200 (bench/RESULTS.md).
+        #[arg(long, default_value_t = classifier::DEFAULT_MAX_TEXT_CHARS)]
         max_text_chars: usize,
         /// Score only the edge's top-K tier-2 candidates (0: all labels).
         #[arg(long, default_value_t = 0)]

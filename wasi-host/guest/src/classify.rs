@@ -61,7 +61,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 1200, top_k: 0, calibrate: false, hint_weight: 0.0 }
+        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 400, top_k: 0, calibrate: false, hint_weight: 0.0 }
     }
 }
 
