@@ -211,7 +211,10 @@ fn main() -> Result<()> {
             // Written beside the output and renamed, so an interrupted run leaves no half file.
             let partial = output.with_extension("partial");
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-            nn::quantize(&input, &partial, to, threads).map_err(|e| anyhow::anyhow!(e))?;
+            if let Err(e) = nn::quantize(&input, &partial, to, threads) {
+                let _ = std::fs::remove_file(&partial);
+                bail!("quantising {} to {}: {e}", input.display(), output.display());
+            }
             std::fs::rename(&partial, &output).with_context(|| format!("renaming {} to {}", partial.display(), output.display()))
         }
         Command::KvPut { dir, key, file } => {

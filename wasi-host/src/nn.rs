@@ -109,7 +109,7 @@ pub fn quantize(input: &Path, output: &Path, quant: Quant, threads: i32) -> Resu
         llama_cpp_sys_2::llama_model_quantize(inp.as_ptr(), out.as_ptr(), &params)
     };
     if status != 0 {
-        return Err(format!("quantising {} to {}: llama.cpp returned {status} (WASI_HOST_LLAMA_LOG=1 shows why)", input.display(), output.display()));
+        return Err(format!("llama.cpp returned {status} (WASI_HOST_LLAMA_LOG=1 shows why)"));
     }
     Ok(())
 }
@@ -401,5 +401,26 @@ impl GraphRegistry for InstanceRegistry {
     }
     fn get_mut(&mut self, name: &str) -> Option<&mut Graph> {
         self.0.get_mut(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn quantize_refuses_a_file_that_is_not_gguf_and_writes_nothing() {
+        let dir = std::env::temp_dir().join(format!("wasi-host-quantize-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("not-a-model.gguf");
+        std::fs::write(&input, b"GGUF? no, just text").unwrap();
+        let output = dir.join("out.gguf");
+        let err = quantize(&input, &output, Quant::Q8_0, 1).unwrap_err();
+        assert!(err.contains("llama.cpp returned"), "{err}");
+        assert!(!output.exists());
+        assert_eq!("Q4_0".parse::<Quant>(), Ok(Quant::Q4_0));
+        assert!("q4_1".parse::<Quant>().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
