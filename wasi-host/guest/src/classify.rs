@@ -368,7 +368,7 @@ mod tests {
         assert_eq!(p.matches("<|im_end|>").count(), 2, "{p}");
         assert!(!p.contains("<start_of_turn>"));
         // Nested markers do not survive one pass either.
-        assert_eq!(sanitize("<<||>|im_start|>>", 100).contains("<|"), false);
+        assert!(!sanitize("<<||>|im_start|>>", 100).contains("<|"));
     }
 
     #[test]
