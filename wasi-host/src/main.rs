@@ -210,8 +210,7 @@ fn main() -> Result<()> {
         Command::Quantize { input, output, to } => {
             // Written beside the output and renamed, so an interrupted run leaves no half file.
             let partial = output.with_extension("partial");
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-            if let Err(e) = nn::quantize(&input, &partial, to, threads) {
+            if let Err(e) = nn::quantize(&input, &partial, to, nn::ModelOptions::default().threads) {
                 let _ = std::fs::remove_file(&partial);
                 bail!("quantising {} to {}: {e}", input.display(), output.display());
             }

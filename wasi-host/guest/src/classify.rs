@@ -142,6 +142,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
             return Err(Error::Input(format!("labels[{i}].description: at most {MAX_DESCRIPTION_CHARS} characters")));
         }
     }
+    // Cosine similarities: anything else would not come from tier 2, and a huge score times the
+    // weight would overflow the decision.
+    if let Some((i, h)) = req.hint.iter().enumerate().find(|(_, h)| !(-1.0..=1.0).contains(&h.score)) {
+        return Err(Error::Input(format!("hint[{i}].score: a cosine similarity in [-1, 1], got {}", h.score)));
+    }
     if !(req.settings.hint_weight.is_finite() && req.settings.hint_weight >= 0.0) {
         return Err(Error::Input("settings.hint_weight must be a finite number >= 0".into()));
     }
@@ -207,7 +212,7 @@ fn candidates(req: &Request) -> Vec<&Label> {
     if req.settings.top_k == 0 || req.hint.is_empty() {
         return req.labels.iter().collect();
     }
-    let mut hint: Vec<&Hint> = req.hint.iter().filter(|h| h.score.is_finite()).collect();
+    let mut hint: Vec<&Hint> = req.hint.iter().collect();
     hint.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut out: Vec<&Label> = Vec::new();
     for h in hint {
@@ -233,7 +238,7 @@ fn add_hint(req: &Request, labels: &[&Label], log_probs: &mut [f32]) {
         return;
     }
     let hint: Vec<Option<f32>> =
-        labels.iter().map(|l| req.hint.iter().find(|h| h.label == l.name && h.score.is_finite()).map(|h| h.score)).collect();
+        labels.iter().map(|l| req.hint.iter().find(|h| h.label == l.name).map(|h| h.score)).collect();
     let floor = hint.iter().flatten().copied().fold(f32::INFINITY, f32::min);
     if !floor.is_finite() {
         return;
@@ -421,6 +426,7 @@ mod tests {
             r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "extra": 1}"#,
             r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "settings": {"max_text_chars": 0}}"#,
             r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "settings": {"hint_weight": -1}}"#,
+            r#"{"text": "x", "labels": [{"name": "a"}, {"name": "c"}], "hint": [{"label": "a", "score": 1e30}]}"#,
         ] {
             assert!(matches!(parse_request(body.as_bytes()), Err(Error::Input(_))), "{body}");
         }

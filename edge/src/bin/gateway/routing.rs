@@ -144,10 +144,8 @@ struct Row {
     semantic: Option<SemanticVerdict>,
     keyword_us: f64,
     embed_ms: Option<f64>,
-    /// Tier 3's label, ms from the client, ms the host reported (escalated rows, `--classifier`).
-    tier3: Option<(String, f64, f64)>,
-    /// Tier 3's distribution over the labels, best first.
-    tier3_probabilities: Vec<(String, f64)>,
+    /// Tier 3's answer and the ms it took from the client (escalated rows, `--classifier`).
+    tier3: Option<(llm_gateway::router::ClassifierAnswer, f64)>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -201,7 +199,6 @@ pub fn eval(opts: &Opts) -> Result<()> {
             keyword_us,
             embed_ms: None,
             tier3: None,
-            tier3_probabilities: Vec::new(),
         };
         match verdict.filter(|v| v.confidence >= kw.min_confidence) {
             Some(v) => row.pred = v.capability,
@@ -216,8 +213,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
                     let hint: Vec<(String, f64)> = sv.verdict.scores.iter().take(5).cloned().collect();
                     let t = Instant::now();
                     let answer = t3.classify(&text, &hint).with_context(|| format!("row {}", n + 1))?;
-                    row.tier3 = Some((answer.label, t.elapsed().as_secs_f64() * 1e3, answer.latency_ms));
-                    row.tier3_probabilities = answer.probabilities;
+                    row.tier3 = Some((answer, t.elapsed().as_secs_f64() * 1e3));
                 }
                 row.semantic = Some(sv);
             }
@@ -244,7 +240,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
             .iter()
             .map(|r| {
                 let (label, tier) = match (&r.tier3, r.tier) {
-                    (Some((l, ..)), "escalated") => (l.as_str(), "classifier"),
+                    (Some((a, _)), "escalated") => (a.label.as_str(), "classifier"),
                     _ => (r.pred.as_str(), r.tier),
                 };
                 // score.py reads id and label; the scores are there for offline analysis.
@@ -253,8 +249,8 @@ pub fn eval(opts: &Opts) -> Result<()> {
                 if let Some(sv) = &r.semantic {
                     row["tier2_scores"] = Value::Object(scores(&sv.verdict.scores));
                 }
-                if !r.tier3_probabilities.is_empty() {
-                    row["tier3_probabilities"] = Value::Object(scores(&r.tier3_probabilities));
+                if let Some((a, _)) = &r.tier3 {
+                    row["tier3_probabilities"] = Value::Object(scores(&a.probabilities));
                 }
                 row.to_string() + "\n"
             })
@@ -329,7 +325,7 @@ fn report_tier3(rows: &[Row]) {
     let n = rows.len() as f64;
     let with3 = |r: &Row| -> (bool, bool) {
         match (&r.tier3, r.tier) {
-            (Some((l, ..)), "escalated") => (*l == r.label, *l == r.label || r.alt.contains(l)),
+            (Some((a, _)), "escalated") => (a.label == r.label, a.label == r.label || r.alt.contains(&a.label)),
             _ => correct(r),
         }
     };
@@ -338,8 +334,8 @@ fn report_tier3(rows: &[Row]) {
     let esc: Vec<&Row> = rows.iter().filter(|r| r.tier == "escalated").collect();
     let t3_ok = esc.iter().filter(|r| with3(r).0).count();
     let t2_ok = esc.iter().filter(|r| correct(r).0).count();
-    let mut client: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|t| t.1)).collect();
-    let mut host: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|t| t.2)).collect();
+    let mut client: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|(_, ms)| *ms)).collect();
+    let mut host: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|(a, _)| a.latency_ms)).collect();
     eprintln!(
         "with tier 3: rows {}  strict {:.3}  lenient {:.3}\n  escalated rows {}: classifier strict {:.3} ({t3_ok}) vs tier-2 best guess {:.3} ({t2_ok})\n  classifier latency: host median {:.1} ms (p90 {:.1}); from the client median {:.1} ms",
         rows.len(),
