@@ -534,8 +534,39 @@ fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&String], route
     if !(1..=256).contains(&max_tokens) {
         p.push(format!("{at}.max_tokens"), "must be between 1 and 256 (the model's limit)");
     }
-    if e.intents.is_empty() {
-        p.push(format!("{at}.intents"), "the embedding tier needs at least one intent");
+    let head = match e.head.as_deref() {
+        None | Some("bundled") => true,
+        Some("none") => false,
+        Some(other) => {
+            p.push(format!("{at}.head"), format!("\"{other}\" is not bundled or none"));
+            false
+        }
+    };
+    if let Some(w) = e.example_weight {
+        if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
+            p.push(format!("{at}.example_weight"), "must be between 0 and 100");
+        }
+    }
+    if let Some(t) = e.sensitive_threshold {
+        unit(p, format!("{at}.sensitive_threshold"), t);
+    }
+    if e.intents.is_empty() && !head {
+        p.push(format!("{at}.intents"), "the embedding tier needs at least one intent, or the trained head (head: bundled)");
+    }
+    // The head's labels that are configured capabilities, with their routes.
+    let head_routes: Vec<(String, String)> = if head {
+        match crate::router::head::Head::bundled() {
+            Ok(h) => h.labels.iter().filter_map(|l| raw.capabilities.get(l).map(|c| (l.clone(), c.route.clone()))).collect(),
+            Err(err) => {
+                p.push(format!("{at}.head"), err.to_string());
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    if head && head_routes.is_empty() {
+        p.push(format!("{at}.head"), "none of the trained head's labels is a configured capability (use head: none)");
     }
     let mut intents = Vec::new();
     for (i, r) in e.intents.iter().enumerate() {
@@ -554,7 +585,19 @@ fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&String], route
         }
         intents.push(Intent { capability: r.capability.clone(), route, threshold: r.threshold, examples: r.examples.clone() });
     }
-    Some(EmbeddingTierConfig { model_file, tokenizer_file, intents_file, min_confidence, min_margin, max_tokens, intents })
+    Some(EmbeddingTierConfig {
+        model_file,
+        tokenizer_file,
+        intents_file,
+        min_confidence,
+        min_margin,
+        max_tokens,
+        intents,
+        head,
+        head_routes,
+        example_weight: e.example_weight,
+        sensitive_threshold: e.sensitive_threshold,
+    })
 }
 
 fn validate_classifier(p: &mut Problems, raw: &RawConfig) -> Option<ClassifierTierConfig> {

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "embedding")]
 pub mod embed;
+pub mod head;
 pub mod intents;
 pub mod keyword;
 
@@ -63,6 +64,9 @@ pub struct TierTrace {
     /// Tokens the prompt became (embedding tier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<usize>,
+    /// The trained head's P(sensitive) (embedding tier with the head).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitive_probability: Option<f64>,
     /// Why the tier could not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -117,15 +121,37 @@ pub struct Decision {
     pub trace: Vec<TierTrace>,
 }
 
-/// The cascade will want tier 2 for this request: a router alias, intents configured, and no
-/// confident keyword verdict. Lets the caller load the model only when it is needed.
+/// The cascade will want tier 2 for this request: a router alias, tier 2 configured, and either
+/// no confident keyword verdict or a trained head whose sensitive detector screens every routed
+/// prompt. Lets the caller load the model only when it is needed.
 pub fn needs_semantic(config: &Config, chat: &ParsedChat) -> bool {
     let name = chat.request.model.as_str();
-    if config.router.embedding.is_none() || config.models.contains_key(name) || config.routes.contains_key(name) || !config.is_router_alias(name) {
+    let Some(embedding) = config.router.embedding.as_ref() else { return false };
+    if config.models.contains_key(name) || config.routes.contains_key(name) || !config.is_router_alias(name) {
         return false;
     }
     let kw = &config.router.keyword;
-    !kw.classify(&chat.routing_text()).is_some_and(|v| v.confidence >= kw.min_confidence)
+    screens_sensitivity(embedding) || !kw.classify(&chat.routing_text()).is_some_and(|v| v.confidence >= kw.min_confidence)
+}
+
+/// The head's sensitive detector runs even when a keyword decides.
+fn screens_sensitivity(e: &intents::EmbeddingTierConfig) -> bool {
+    e.head && e.head_routes.iter().any(|(c, _)| c == "sensitive")
+}
+
+fn embedding_trace(sv: &intents::SemanticVerdict, tokens: usize) -> TierTrace {
+    TierTrace {
+        tier: Tier::Embedding.as_str(),
+        capability: Some(sv.verdict.capability.clone()),
+        confidence: Some(sv.verdict.confidence),
+        margin: Some(sv.margin),
+        threshold: Some(sv.threshold),
+        confident: sv.confident,
+        scores: top5(&sv.verdict.scores),
+        tokens: Some(tokens),
+        sensitive_probability: sv.sensitive_probability,
+        error: None,
+    }
 }
 
 pub fn decide(config: &Config, chat: &ParsedChat, tier2: Tier2<'_>) -> Result<Decision, GatewayError> {
@@ -182,9 +208,30 @@ fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
         confident: verdict.as_ref().is_some_and(|v| v.confidence >= kw.min_confidence),
         scores: verdict.as_ref().map(|v| top5(&v.scores)).unwrap_or_default(),
         tokens: None,
+        sensitive_probability: None,
         error: None,
     }];
     if let Some(v) = verdict.as_ref().filter(|v| v.confidence >= kw.min_confidence) {
+        // A keyword never sends what the head's detector finds possibly sensitive to the cloud.
+        let screen = match (&tier2, config.router.embedding.as_ref()) {
+            (Tier2::Ready(t), Some(e)) if screens_sensitivity(e) && v.capability != "sensitive" => t.classify(text).ok(),
+            _ => None,
+        };
+        if let Some((sv, tokens)) = screen {
+            trace.push(embedding_trace(&sv, tokens));
+            if sv.possibly_sensitive {
+                let v = sv.verdict;
+                return Decision {
+                    tier: Tier::Embedding,
+                    models: route_models(config, &v.route),
+                    route: v.route,
+                    capability: Some(v.capability),
+                    confidence: Some(v.confidence),
+                    best_guess: None,
+                    trace,
+                };
+            }
+        }
         return Decision {
             tier: Tier::Keyword,
             route: v.route.clone(),
@@ -212,20 +259,11 @@ fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
             confident: false,
             scores: Vec::new(),
             tokens: None,
+            sensitive_probability: None,
             error: Some(error),
         }),
         Some(Ok((sv, tokens))) => {
-            trace.push(TierTrace {
-                tier: Tier::Embedding.as_str(),
-                capability: Some(sv.verdict.capability.clone()),
-                confidence: Some(sv.verdict.confidence),
-                margin: Some(sv.margin),
-                threshold: Some(sv.threshold),
-                confident: sv.confident,
-                scores: top5(&sv.verdict.scores),
-                tokens: Some(tokens),
-                error: None,
-            });
+            trace.push(embedding_trace(&sv, tokens));
             if sv.confident {
                 let v = sv.verdict;
                 return Decision {
@@ -293,6 +331,7 @@ pub fn apply_classifier(config: &Config, d: &mut Decision, answer: Result<Classi
                 confident,
                 scores: top5(&a.probabilities),
                 tokens: None,
+                sensitive_probability: None,
                 error: None,
             });
             let label = cfg.labels.iter().find(|l| l.capability == a.label);
@@ -322,6 +361,7 @@ pub fn apply_classifier(config: &Config, d: &mut Decision, answer: Result<Classi
                 confident: false,
                 scores: Vec::new(),
                 tokens: None,
+                sensitive_probability: None,
                 error: Some(error),
             });
             d.tier = Tier::EmbeddingDegraded;
@@ -375,6 +415,7 @@ auth: { kv_keys: true }
                 confident: false,
                 scores: vec![("code".into(), 0.3), ("general".into(), 0.29)],
                 tokens: Some(5),
+                sensitive_probability: None,
                 error: None,
             });
         }

@@ -178,6 +178,12 @@ pub struct RawEmbeddingTier {
     pub min_confidence: Option<f64>,
     pub min_margin: Option<f64>,
     pub max_tokens: Option<usize>,
+    /// `bundled` (default): the trained head compiled into the build; `none`: examples only.
+    pub head: Option<String>,
+    /// Weight of the examples' cosine evidence next to the head (default: the head's own).
+    pub example_weight: Option<f64>,
+    /// P(sensitive) at or above which a prompt is treated as sensitive (default: the head's).
+    pub sensitive_threshold: Option<f64>,
     #[serde(default)]
     pub intents: Vec<RawIntent>,
 }

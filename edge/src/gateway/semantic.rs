@@ -149,7 +149,7 @@ async fn load<P: Platform>(p: P, cfg: EmbeddingTierConfig, key: String) -> Resul
         }
         vectors.push(vs);
     }
-    let index = IntentIndex::new(&cfg, vectors);
+    let index = IntentIndex::new(&cfg, vectors)?;
     let load_ms = p.now_ms().saturating_sub(started);
     p.log(&serde_json::json!({
         "event": "embedding_loaded", "level": "info", "model": cfg.model_file, "examples": index.example_count(),

@@ -1,10 +1,21 @@
-//! Tier 2's decision: the prompt's embedding against the embeddings of each intent's example
-//! utterances (cosine; vectors are unit length, so a dot product).
+//! Tier 2's decision from the prompt's embedding.
 //!
-//! A capability's score is its best example's cosine. Confidence is that top-1 score; the
-//! margin is how far it stands above the best *other* capability. The tier decides when the
-//! top-1 score reaches the intent's threshold (or the tier's) and the margin reaches
-//! `min_margin`; otherwise the cascade escalates (until tier 3 exists: the default route).
+//! With the trained head (`router.embedding.head: bundled`, the default; `router/head.rs`):
+//! each configured capability the head knows gets its calibrated log-probability; the YAML's
+//! examples add `example_weight x (cosine to the capability's nearest example - the mean of
+//! those cosines)`, and a capability the head does not know starts from a uniform prior
+//! (`ln 1/labels`), so an operator's new capability or examples change decisions without
+//! retraining. A softmax over the result gives the scores; confidence is the top probability and
+//! the margin its lead over the runner-up. Independently, the head's own P(sensitive) at or
+//! above its recall-tuned threshold marks the prompt *possibly sensitive*: the verdict is then
+//! `sensitive`, confident, whatever else scored higher (uncertain means local).
+//!
+//! Without the head (`head: none`): nearest examples only. A capability's score is its best
+//! example's cosine; confidence is that top-1 score, the margin how far it stands above the best
+//! other capability.
+//!
+//! Either way the tier decides when confidence reaches the intent's threshold (or the tier's
+//! `min_confidence`) and the margin reaches `min_margin`; otherwise the cascade escalates.
 //!
 //! Example vectors are computed once, ahead of time (`gateway intents build` writes
 //! `intents.bin`, shipped beside the model), keyed by the model file's digest and each
@@ -14,6 +25,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use super::head::Head;
 use super::TierVerdict;
 
 /// One intent from the YAML (`router.embedding.intents`).
@@ -38,6 +50,14 @@ pub struct EmbeddingTierConfig {
     /// The prompt is truncated to this many tokens (the model's limit is 256).
     pub max_tokens: usize,
     pub intents: Vec<Intent>,
+    /// Use the trained head compiled into the build.
+    pub head: bool,
+    /// The head's labels that are configured capabilities, with their routes.
+    pub head_routes: Vec<(String, String)>,
+    /// Overrides the head's fitted example weight.
+    pub example_weight: Option<f64>,
+    /// Overrides the head's recall-tuned P(sensitive) threshold.
+    pub sensitive_threshold: Option<f64>,
 }
 
 impl EmbeddingTierConfig {
@@ -55,6 +75,7 @@ impl EmbeddingTierConfig {
             }
             h.update([1]);
         }
+        h.update(if self.head { b"head" } else { b"none" });
         hex::encode(&h.finalize()[..8])
     }
 }
@@ -67,6 +88,16 @@ pub struct IntentIndex {
     intents: Vec<Intent>,
     min_confidence: f64,
     min_margin: f64,
+    head: Option<HeadUse>,
+}
+
+#[derive(Debug, Clone)]
+struct HeadUse {
+    head: &'static Head,
+    /// (head label index, capability, route) for every configured label.
+    routes: Vec<(usize, String, String)>,
+    example_weight: f64,
+    sensitive: Option<(usize, String, f64)>,
 }
 
 /// What tier 2 concluded, with the numbers behind it.
@@ -77,21 +108,26 @@ pub struct SemanticVerdict {
     /// The verdict clears the threshold and the margin.
     pub confident: bool,
     pub threshold: f64,
+    /// The head's P(sensitive), when it has that label.
+    pub sensitive_probability: Option<f64>,
+    /// P(sensitive) reached the detector's threshold: the verdict is `sensitive`.
+    pub possibly_sensitive: bool,
 }
 
 impl IntentIndex {
     /// `vectors[i][j]` is the embedding of `cfg.intents[i].examples[j]`.
-    pub fn new(cfg: &EmbeddingTierConfig, vectors: Vec<Vec<Vec<f32>>>) -> Self {
+    pub fn new(cfg: &EmbeddingTierConfig, vectors: Vec<Vec<Vec<f32>>>) -> Result<Self, String> {
         let examples = vectors.into_iter().enumerate().flat_map(|(i, vs)| vs.into_iter().map(move |v| (i, v))).collect();
-        Self { examples, intents: cfg.intents.clone(), min_confidence: cfg.min_confidence, min_margin: cfg.min_margin }
+        let head = if cfg.head { Some(HeadUse::new(Head::bundled().map_err(|e| e.to_string())?, cfg)?) } else { None };
+        Ok(Self { examples, intents: cfg.intents.clone(), min_confidence: cfg.min_confidence, min_margin: cfg.min_margin, head })
     }
 
     pub fn example_count(&self) -> usize {
         self.examples.len()
     }
 
-    /// Scores a unit vector. `None` with no intents.
-    pub fn classify(&self, v: &[f32]) -> Option<SemanticVerdict> {
+    /// Each capability's best example cosine: (capability, route, intent index, cosine).
+    fn nearest(&self, v: &[f32]) -> Vec<(String, String, usize, f64)> {
         let mut best = vec![f64::NEG_INFINITY; self.intents.len()];
         for (i, e) in &self.examples {
             let cos = f64::from(dot(v, e));
@@ -100,27 +136,95 @@ impl IntentIndex {
             }
         }
         // Several intents may share a capability: keep each capability's best.
-        let mut by_cap: Vec<(usize, f64)> = Vec::new();
+        let mut by_cap: Vec<(String, String, usize, f64)> = Vec::new();
         for (i, &s) in best.iter().enumerate() {
-            match by_cap.iter_mut().find(|(j, _)| self.intents[*j].capability == self.intents[i].capability) {
-                Some(entry) if entry.1 >= s => {}
-                Some(entry) => *entry = (i, s),
-                None => by_cap.push((i, s)),
+            let intent = &self.intents[i];
+            match by_cap.iter_mut().find(|c| c.0 == intent.capability) {
+                Some(entry) if entry.3 >= s => {}
+                Some(entry) => *entry = (intent.capability.clone(), intent.route.clone(), i, s),
+                None => by_cap.push((intent.capability.clone(), intent.route.clone(), i, s)),
             }
         }
-        by_cap.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let (top, score) = *by_cap.first()?;
-        let second = by_cap.get(1).map_or(0.0, |c| c.1);
-        let intent = &self.intents[top];
-        let threshold = intent.threshold.unwrap_or(self.min_confidence);
-        let margin = score - second;
-        let scores = by_cap.iter().map(|(i, s)| (self.intents[*i].capability.clone(), round3(*s))).collect();
+        by_cap
+    }
+
+    fn threshold_for(&self, capability: &str) -> f64 {
+        self.intents.iter().filter(|i| i.capability == capability).find_map(|i| i.threshold).unwrap_or(self.min_confidence)
+    }
+
+    /// Scores a unit vector. `None` with nothing to score against.
+    pub fn classify(&self, v: &[f32]) -> Option<SemanticVerdict> {
+        let nearest = self.nearest(v);
+        let Some(h) = &self.head else { return self.classify_by_examples(nearest) };
+        let lp = h.head.log_probs(v);
+        // Renormalised over the configured labels.
+        let configured: Vec<f64> = h.routes.iter().map(|(i, _, _)| lp[*i]).collect();
+        let max = configured.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + configured.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+        let mut cands: Vec<(String, String, f64)> = h.routes.iter().map(|(i, c, r)| (c.clone(), r.clone(), lp[*i] - lse)).collect();
+        let prior = -(h.head.labels.len() as f64).ln();
+        let mean = if nearest.is_empty() { 0.0 } else { nearest.iter().map(|c| c.3).sum::<f64>() / nearest.len() as f64 };
+        for (cap, route, _, cos) in &nearest {
+            let evidence = h.example_weight * (cos - mean);
+            match cands.iter_mut().find(|c| &c.0 == cap) {
+                Some(c) => c.2 += evidence,
+                None => cands.push((cap.clone(), route.clone(), prior + evidence)),
+            }
+        }
+        let max = cands.iter().map(|c| c.2).fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = cands.iter().map(|c| (c.2 - max).exp()).sum();
+        let mut probs: Vec<(String, String, f64)> = cands.into_iter().map(|(c, r, l)| (c, r, (l - max).exp() / z)).collect();
+        probs.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let (top_cap, top_route, top) = probs.first().cloned()?;
+        let margin = top - probs.get(1).map_or(0.0, |c| c.2);
+        let scores = probs.iter().map(|(c, _, p)| (c.clone(), round3(*p))).collect();
+        let p_sensitive = h.sensitive.as_ref().map(|(i, _, _)| lp[*i].exp());
+        let flagged = h.sensitive.as_ref().filter(|(i, _, t)| lp[*i].exp() >= *t);
+        let (capability, route, confidence, threshold, confident) = match flagged {
+            Some((_, route, t)) => ("sensitive".to_owned(), route.clone(), p_sensitive.unwrap_or(0.0), *t, true),
+            None => {
+                let threshold = self.threshold_for(&top_cap);
+                (top_cap, top_route, top, threshold, top >= threshold && margin >= self.min_margin)
+            }
+        };
         Some(SemanticVerdict {
-            verdict: TierVerdict { capability: intent.capability.clone(), route: intent.route.clone(), confidence: round3(score.max(0.0)), scores },
+            verdict: TierVerdict { capability, route, confidence: round3(confidence), scores },
+            margin: round3(margin),
+            confident,
+            threshold,
+            sensitive_probability: p_sensitive.map(round3),
+            possibly_sensitive: flagged.is_some(),
+        })
+    }
+
+    fn classify_by_examples(&self, mut by_cap: Vec<(String, String, usize, f64)>) -> Option<SemanticVerdict> {
+        by_cap.sort_by(|a, b| b.3.total_cmp(&a.3));
+        let (capability, route, top, score) = by_cap.first().cloned()?;
+        let second = by_cap.get(1).map_or(0.0, |c| c.3);
+        let threshold = self.intents[top].threshold.unwrap_or(self.min_confidence);
+        let margin = score - second;
+        let scores = by_cap.iter().map(|c| (c.0.clone(), round3(c.3))).collect();
+        Some(SemanticVerdict {
+            verdict: TierVerdict { capability, route, confidence: round3(score.max(0.0)), scores },
             margin: round3(margin),
             confident: score >= threshold && margin >= self.min_margin,
             threshold,
+            sensitive_probability: None,
+            possibly_sensitive: false,
         })
+    }
+}
+
+impl HeadUse {
+    fn new(head: &'static Head, cfg: &EmbeddingTierConfig) -> Result<Self, String> {
+        let routes: Vec<(usize, String, String)> =
+            cfg.head_routes.iter().filter_map(|(c, r)| head.label_index(c).map(|i| (i, c.clone(), r.clone()))).collect();
+        if routes.is_empty() {
+            return Err(format!("none of the router head's labels ({}) is a configured capability", head.labels.join(", ")));
+        }
+        let threshold = cfg.sensitive_threshold.unwrap_or(f64::from(head.sensitive_threshold));
+        let sensitive = routes.iter().find(|(_, c, _)| c == "sensitive").map(|(i, _, r)| (*i, r.clone(), threshold));
+        Ok(Self { head, routes, example_weight: cfg.example_weight.unwrap_or(f64::from(head.example_weight)), sensitive })
     }
 }
 
@@ -210,6 +314,10 @@ mod tests {
             min_confidence: 0.5,
             min_margin: 0.05,
             max_tokens: 128,
+            head: false,
+            head_routes: Vec::new(),
+            example_weight: None,
+            sensitive_threshold: None,
             intents: intents
                 .into_iter()
                 .map(|(c, t)| Intent { capability: c.into(), route: format!("r-{c}"), threshold: t, examples: vec!["x".into()] })
@@ -225,7 +333,7 @@ mod tests {
     #[test]
     fn picks_nearest_capability_with_margin() {
         let c = cfg(vec![("code", None), ("math", None)]);
-        let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])]]);
+        let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])]]).expect("index");
         let v = idx.classify(&unit(&[0.9, 0.1, 0.0])).expect("verdict");
         assert_eq!(v.verdict.capability, "code");
         assert_eq!(v.verdict.route, "r-code");
@@ -237,7 +345,7 @@ mod tests {
     #[test]
     fn ambiguous_or_weak_is_not_confident() {
         let c = cfg(vec![("code", None), ("math", None)]);
-        let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])]]);
+        let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])]]).expect("index");
         // Equally near both: no margin.
         assert!(!idx.classify(&unit(&[1.0, 1.0, 0.0])).expect("verdict").confident);
         // Near neither: below the threshold.
@@ -247,7 +355,7 @@ mod tests {
     #[test]
     fn per_intent_threshold_and_shared_capability() {
         let c = cfg(vec![("code", Some(0.99)), ("math", None), ("math", None)]);
-        let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])], vec![unit(&[0.0, 0.0, 1.0])]]);
+        let idx = IntentIndex::new(&c, vec![vec![unit(&[1.0, 0.0, 0.0])], vec![unit(&[0.0, 1.0, 0.0])], vec![unit(&[0.0, 0.0, 1.0])]]).expect("index");
         let v = idx.classify(&unit(&[0.9, 0.3, 0.0])).expect("verdict");
         assert_eq!(v.verdict.capability, "code");
         assert!(!v.confident, "0.99 threshold for code");

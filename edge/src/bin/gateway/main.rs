@@ -10,10 +10,16 @@
 //!   KV values (chunked, `edge/src/models.rs`), one file per key in DIR; prints the keys in
 //!   upload order (manifests last) for `wrangler kv key put --binding MODELS KEY --path DIR/KEY`.
 //! - `gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep]`:
-//!   routes a labelled set through tiers 1-2 and prints accuracy, F1, tier shares, latency.
+//!   routes a labelled set through the gateway's cascade and prints accuracy, per-class F1,
+//!   the confusion matrix, sensitive recall and false positives, share / accuracy / latency per
+//!   tier, the routed mix's cost against the most capable model, the trained head's
+//!   cross-validated figures (models/router/head.json), and with `--plot` an SVG of accuracy
+//!   against the share decided at the edge as `min_confidence` moves.
 //!   With `--classifier URL` the rows tiers 1-2 leave unresolved go to that classifier host
 //!   (`wasi-host classify`, signed with $CLASSIFIER_SECRET) and both cascades are reported.
 
+#[cfg(feature = "embedding")]
+mod report;
 #[cfg(feature = "embedding")]
 mod routing;
 
@@ -26,7 +32,7 @@ use llm_gateway::Config;
 const USAGE: &str = "usage:\n  gateway keys create --name NAME [--json]\n  gateway config check FILE\n  \
     gateway intents build [--config FILE] [--models DIR] [--out FILE]\n  \
     gateway models kv-export --out DIR [--models DIR] [NAME...]\n  \
-    gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep] [--classifier URL]";
+    gateway eval --data FILE [--config FILE] [--models DIR] [--out PRED.jsonl] [--sweep] [--plot FILE.svg] [--classifier URL]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -137,6 +143,7 @@ fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
         data: None,
         out: None,
         sweep: false,
+        plot: None,
         classifier: None,
     };
     let mut it = args.iter();
@@ -148,6 +155,7 @@ fn routing_opts(args: &[&str]) -> Result<routing::Opts> {
             "--data" => o.data = Some(value()?),
             "--out" => o.out = Some(value()?),
             "--sweep" => o.sweep = true,
+            "--plot" => o.plot = Some(value()?),
             "--classifier" => o.classifier = Some(it.next().map(|s| s.trim_end_matches('/').to_owned()).context("--classifier needs a URL")?),
             other => bail!("unknown argument {other}\n{USAGE}"),
         }

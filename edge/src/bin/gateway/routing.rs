@@ -1,14 +1,15 @@
 //! `gateway intents build` and `gateway eval`: the embedding tier's offline tools.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use llm_gateway::api::ParsedChat;
 use llm_gateway::policy;
-use llm_gateway::router::embed::Embedder;
+use llm_gateway::router::{self, embed::Embedder, SemanticTier, Tier2};
 use llm_gateway::router::intents::{text_key, EmbeddingTierConfig, IntentIndex, SemanticVerdict, VectorFile};
+
+use crate::report;
 use llm_gateway::Config;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -20,6 +21,8 @@ pub struct Opts {
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub sweep: bool,
+    /// Where to write the accuracy-against-coverage plot (SVG).
+    pub plot: Option<PathBuf>,
     /// Tier 3: the classifier host's base URL (secret from $CLASSIFIER_SECRET).
     pub classifier: Option<String>,
 }
@@ -134,45 +137,34 @@ pub fn build(opts: &Opts) -> Result<()> {
     Ok(())
 }
 
-struct Row {
-    id: String,
-    label: String,
-    alt: Vec<String>,
-    pred: String,
-    tier: &'static str,
-    /// Tier-2 verdict where it ran.
-    semantic: Option<SemanticVerdict>,
-    keyword_us: f64,
-    embed_ms: Option<f64>,
-    /// Tier 3's answer and the ms it took from the client (escalated rows, `--classifier`).
-    tier3: Option<(llm_gateway::router::ClassifierAnswer, f64)>,
+/// Tier 2 as the gateway runs it, timing each call.
+struct TimedTier<'a> {
+    embedder: &'a Embedder,
+    index: &'a IntentIndex,
+    ms: std::cell::Cell<Option<f64>>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
+impl SemanticTier for TimedTier<'_> {
+    fn classify(&self, text: &str) -> Result<(SemanticVerdict, usize), String> {
+        let t = Instant::now();
+        let e = self.embedder.embed(text).map_err(|e| e.to_string())?;
+        let v = self.index.classify(&e.vector).ok_or("no intents")?;
+        self.ms.set(Some(t.elapsed().as_secs_f64() * 1e3));
+        Ok((v, e.tokens))
     }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
-fn pct(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
-}
-
-/// Routes every row through the cascade (keyword, embedding; no provider, no tier 3) and
-/// prints the figures `../shared/eval/score.py` prints, plus the share and latency per tier.
+/// Routes every row through the gateway's own cascade (`router::decide`: keyword, embedding
+/// with the trained head; no provider), optionally tier 3, then data residency, and reports
+/// what a routing benchmark should (`report.rs`).
 pub fn eval(opts: &Opts) -> Result<()> {
     let data = opts.data.as_ref().context("--data FILE is required")?;
     let (config, cfg, embedder, _) = load(opts)?;
     let started = Instant::now();
     let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).map(|x| x.vector)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>()?;
     eprintln!("embedded {} intent examples in {} ms", cfg.intents.iter().map(|i| i.examples.len()).sum::<usize>(), started.elapsed().as_millis());
-    let index = IntentIndex::new(&cfg, vectors);
+    let index = IntentIndex::new(&cfg, vectors).map_err(|e| anyhow::anyhow!(e))?;
+    let tier = TimedTier { embedder: &embedder, index: &index, ms: std::cell::Cell::new(None) };
     let kw = &config.router.keyword;
     let tier3 = opts.classifier.as_deref().map(|u| Tier3::new(u, &config)).transpose()?;
     let mut rows = Vec::new();
@@ -181,46 +173,48 @@ pub fn eval(opts: &Opts) -> Result<()> {
             continue;
         }
         let r: Value = serde_json::from_str(line).with_context(|| format!("{}:{}", data.display(), n + 1))?;
-        let prompt = r["prompt"].as_str().unwrap_or_default();
+        let prompt = r["prompt"].as_str().or_else(|| r["text"].as_str()).unwrap_or_default();
         let body = json!({"model": "auto", "messages": [{"role": "user", "content": prompt}]}).to_string();
         let chat = ParsedChat::from_slice(body.as_bytes()).map_err(|e| anyhow::anyhow!("row {}: {e}", n + 1))?;
         let text = chat.routing_text();
         let t = Instant::now();
-        let verdict = kw.classify(&text);
+        let _ = kw.classify(&text);
         let keyword_us = t.elapsed().as_secs_f64() * 1e6;
-        let sensitive = policy::sensitivity(&config, &chat).is_sensitive();
-        let mut row = Row {
+        tier.ms.set(None);
+        let d = router::decide(&config, &chat, Tier2::Ready(&tier)).map_err(|e| anyhow::anyhow!("row {}: {e}", n + 1))?;
+        let t2 = d.trace.iter().find(|t| t.tier == "embedding" && t.capability.is_some()).map(|t| report::Tier2Seen {
+            capability: t.capability.clone().unwrap_or_default(),
+            confidence: t.confidence.unwrap_or(0.0),
+            margin: t.margin.unwrap_or(0.0),
+            sensitive: d.tier == router::Tier::Embedding && d.capability.as_deref() == Some("sensitive") && t.sensitive_probability.is_some(),
+            scores: t.scores.clone(),
+        });
+        let (tier_name, pred) = match d.tier {
+            router::Tier::Keyword => ("keyword", d.capability.clone().unwrap_or_default()),
+            router::Tier::Embedding => ("embedding", d.capability.clone().unwrap_or_default()),
+            _ => ("escalated", d.best_guess.as_ref().map(|g| g.capability.clone()).unwrap_or_else(|| config.router.default_route.clone())),
+        };
+        let mut row = report::Row {
             id: r["id"].as_str().unwrap_or_default().to_owned(),
             label: r["label"].as_str().unwrap_or_default().to_owned(),
             alt: r["alt_labels"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
-            pred: String::new(),
-            tier: "keyword",
-            semantic: None,
+            pred,
+            tier: tier_name,
+            t2,
             keyword_us,
-            embed_ms: None,
+            embed_ms: tier.ms.get(),
             tier3: None,
+            prompt_tokens: policy::cost::estimate_prompt_tokens(&chat.request),
         };
-        match verdict.filter(|v| v.confidence >= kw.min_confidence) {
-            Some(v) => row.pred = v.capability,
-            None => {
-                let t = Instant::now();
-                let e = embedder.embed(&text)?;
-                let sv = index.classify(&e.vector).context("no intents")?;
-                row.embed_ms = Some(t.elapsed().as_secs_f64() * 1e3);
-                row.tier = if sv.confident { "embedding" } else { "escalated" };
-                row.pred = sv.verdict.capability.clone();
-                if let (false, Some(t3)) = (sv.confident, tier3.as_ref()) {
-                    let hint: Vec<(String, f64)> = sv.verdict.scores.iter().take(5).cloned().collect();
-                    let t = Instant::now();
-                    let answer = t3.classify(&text, &hint).with_context(|| format!("row {}", n + 1))?;
-                    row.tier3 = Some((answer, t.elapsed().as_secs_f64() * 1e3));
-                }
-                row.semantic = Some(sv);
-            }
+        if let (true, Some(t3)) = (row.tier == "escalated", tier3.as_ref()) {
+            let hint = router::embedding_scores(&d);
+            let t = Instant::now();
+            let answer = t3.classify(&text, &hint).with_context(|| format!("row {}", n + 1))?;
+            row.tier3 = Some((answer, t.elapsed().as_secs_f64() * 1e3));
         }
         // Data residency runs after routing and pins sensitive prompts local: that is the
         // gateway's `sensitive` decision.
-        if sensitive {
+        if policy::sensitivity(&config, &chat).is_sensitive() {
             row.pred = "sensitive".into();
             if row.tier != "keyword" {
                 row.tier = "policy";
@@ -228,151 +222,26 @@ pub fn eval(opts: &Opts) -> Result<()> {
         }
         rows.push(row);
     }
-    report(&rows);
+    report::report(&rows);
     if tier3.is_some() {
-        report_tier3(&rows);
+        report::report_tier3(&rows);
     }
-    if opts.sweep {
-        sweep(&rows);
+    report::cost(&config, &rows);
+    let head_report = opts.models.join("../router/head.json");
+    report::training(&head_report);
+    if opts.sweep || opts.plot.is_some() {
+        let curve = report::curve(&rows);
+        if let Some(plot) = &opts.plot {
+            std::fs::write(plot, report::svg(&curve, &cfg)).with_context(|| format!("writing {}", plot.display()))?;
+            eprintln!("plot: {}", plot.display());
+        }
     }
     if let Some(out) = &opts.out {
-        let text: String = rows
-            .iter()
-            .map(|r| {
-                let (label, tier) = match (&r.tier3, r.tier) {
-                    (Some((a, _)), "escalated") => (a.label.as_str(), "classifier"),
-                    _ => (r.pred.as_str(), r.tier),
-                };
-                // score.py reads id and label; the scores are there for offline analysis.
-                let scores = |v: &[(String, f64)]| v.iter().map(|(l, s)| (l.clone(), json!(s))).collect::<serde_json::Map<_, _>>();
-                let mut row = json!({"id": r.id, "label": label, "tier": tier});
-                if let Some(sv) = &r.semantic {
-                    row["tier2_scores"] = Value::Object(scores(&sv.verdict.scores));
-                }
-                if let Some((a, _)) = &r.tier3 {
-                    row["tier3_probabilities"] = Value::Object(scores(&a.probabilities));
-                }
-                row.to_string() + "\n"
-            })
-            .collect();
+        let text: String = rows.iter().map(report::prediction_line).collect();
         std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("predictions: {} (python3 ../shared/eval/score.py {} {})", out.display(), data.display(), out.display());
     }
     Ok(())
-}
-
-fn correct(r: &Row) -> (bool, bool) {
-    (r.pred == r.label, r.pred == r.label || r.alt.contains(&r.pred))
-}
-
-fn report(rows: &[Row]) {
-    let n = rows.len() as f64;
-    let strict = rows.iter().filter(|r| correct(r).0).count() as f64;
-    let lenient = rows.iter().filter(|r| correct(r).1).count() as f64;
-    let mut out = String::new();
-    out += &format!("rows {}  strict {:.3}  lenient {:.3}   (escalated rows counted with tier 2's best guess)\n", rows.len(), strict / n, lenient / n);
-    let decided: Vec<&Row> = rows.iter().filter(|r| r.tier != "escalated").collect();
-    let ds = decided.iter().filter(|r| correct(r).0).count() as f64;
-    let dl = decided.iter().filter(|r| correct(r).1).count() as f64;
-    out += &format!(
-        "decided by tiers 1-2 (+policy): {} rows ({:.1} %)  strict {:.3}  lenient {:.3};  escalated: {} rows\n",
-        decided.len(),
-        100.0 * decided.len() as f64 / n,
-        ds / decided.len().max(1) as f64,
-        dl / decided.len().max(1) as f64,
-        rows.len() - decided.len()
-    );
-    let mut tiers: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in rows {
-        *tiers.entry(r.tier).or_default() += 1;
-    }
-    out += "share by tier:";
-    for (t, c) in &tiers {
-        out += &format!("  {t} {c} ({:.1} %)", 100.0 * *c as f64 / n);
-    }
-    out += "\n";
-    let mut labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
-    labels.sort_unstable();
-    labels.dedup();
-    out += &format!("{:18} {:>6} {:>6} {:>6} {:>5}\n", "label", "P", "R", "F1", "n");
-    for l in &labels {
-        let tp = rows.iter().filter(|r| r.label == *l && r.pred == *l).count() as f64;
-        let fp = rows.iter().filter(|r| r.label != *l && r.pred == *l).count() as f64;
-        let fn_ = rows.iter().filter(|r| r.label == *l && r.pred != *l).count() as f64;
-        let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
-        let rc = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 };
-        let f1 = if p + rc > 0.0 { 2.0 * p * rc / (p + rc) } else { 0.0 };
-        out += &format!("{l:18} {p:6.3} {rc:6.3} {f1:6.3} {:5}\n", tp + fn_);
-    }
-    let sens: Vec<&Row> = rows.iter().filter(|r| r.label == "sensitive").collect();
-    let caught = sens.iter().filter(|r| r.pred == "sensitive").count();
-    out += &format!("sensitive recall: {caught}/{} (leaks: {})\n", sens.len(), sens.len() - caught);
-    let mut kw: Vec<f64> = rows.iter().map(|r| r.keyword_us).collect();
-    let mut em: Vec<f64> = rows.iter().filter_map(|r| r.embed_ms).collect();
-    out += &format!(
-        "latency: keyword median {:.1} us (p90 {:.1}); embedding median {:.2} ms (p90 {:.2}, {} rows)\n",
-        median(&mut kw.clone()),
-        pct(&mut kw, 0.9),
-        median(&mut em.clone()),
-        pct(&mut em, 0.9),
-        em.len()
-    );
-    eprint!("{out}");
-}
-
-/// The cascade with tier 3: escalated rows take the classifier's label.
-fn report_tier3(rows: &[Row]) {
-    let n = rows.len() as f64;
-    let with3 = |r: &Row| -> (bool, bool) {
-        match (&r.tier3, r.tier) {
-            (Some((a, _)), "escalated") => (a.label == r.label, a.label == r.label || r.alt.contains(&a.label)),
-            _ => correct(r),
-        }
-    };
-    let strict = rows.iter().filter(|r| with3(r).0).count() as f64;
-    let lenient = rows.iter().filter(|r| with3(r).1).count() as f64;
-    let esc: Vec<&Row> = rows.iter().filter(|r| r.tier == "escalated").collect();
-    let t3_ok = esc.iter().filter(|r| with3(r).0).count();
-    let t2_ok = esc.iter().filter(|r| correct(r).0).count();
-    let mut client: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|(_, ms)| *ms)).collect();
-    let mut host: Vec<f64> = esc.iter().filter_map(|r| r.tier3.as_ref().map(|(a, _)| a.latency_ms)).collect();
-    eprintln!(
-        "with tier 3: rows {}  strict {:.3}  lenient {:.3}\n  escalated rows {}: classifier strict {:.3} ({t3_ok}) vs tier-2 best guess {:.3} ({t2_ok})\n  classifier latency: host median {:.1} ms (p90 {:.1}); from the client median {:.1} ms",
-        rows.len(),
-        strict / n,
-        lenient / n,
-        esc.len(),
-        t3_ok as f64 / esc.len().max(1) as f64,
-        t2_ok as f64 / esc.len().max(1) as f64,
-        median(&mut host.clone()),
-        pct(&mut host, 0.9),
-        median(&mut client),
-    );
-}
-
-/// Accuracy and coverage of tier 2 over a grid of global thresholds and margins.
-fn sweep(rows: &[Row]) {
-    let mut out = String::from("sweep (global min_confidence x min_margin; per-intent thresholds ignored):\n  conf  margin  decided  strict(decided)  strict(all, best guess)\n");
-    for conf in [0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6] {
-        for margin in [0.0, 0.02, 0.04, 0.06, 0.08, 0.1] {
-            let (mut decided, mut ok) = (0usize, 0usize);
-            for r in rows {
-                let take = match (&r.semantic, r.tier) {
-                    (_, "keyword") => true,
-                    (Some(sv), "policy") => sv.verdict.confidence >= conf && sv.margin >= margin || r.pred == "sensitive",
-                    (Some(sv), _) => sv.verdict.confidence >= conf && sv.margin >= margin,
-                    (None, _) => true,
-                };
-                if take {
-                    decided += 1;
-                    ok += usize::from(correct(r).0);
-                }
-            }
-            let all = rows.iter().filter(|r| correct(r).0).count();
-            out += &format!("  {conf:.2}  {margin:.2}    {:5.1} %  {:.3}            {:.3}\n", 100.0 * decided as f64 / rows.len() as f64, ok as f64 / decided.max(1) as f64, all as f64 / rows.len() as f64);
-        }
-    }
-    eprint!("{out}");
 }
 
 pub fn default_models_dir() -> PathBuf {

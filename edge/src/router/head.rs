@@ -1,0 +1,153 @@
+//! Tier 2's trained classifier: a multinomial logistic regression over the MiniLM sentence
+//! embedding, trained offline on the public corpus (`models/corpus/build`,
+//! `models/router/train.py`) and compiled into the build (`models/router/head.bin`, 14 KB).
+//!
+//! Its probabilities are calibrated (temperature fitted on out-of-fold logits), so
+//! `router.embedding.min_confidence` reads as "the probability the decision is right". It also
+//! carries the sensitive detector's threshold: the lowest P(sensitive) that kept cross-validated
+//! recall at the target (0.99), so anything at or above it is treated as possibly sensitive.
+//!
+//! File layout (little-endian): `GWHEADv1`, dim u32, labels u32, max_tokens u32, per label a
+//! u16 length and UTF-8 name, temperature f32, sensitive threshold f32, example weight f32,
+//! corpus sha256 (32 bytes), W (labels x dim f32, row per label), b (labels f32).
+
+use std::sync::OnceLock;
+
+const MAGIC: &[u8; 8] = b"GWHEADv1";
+
+/// The head shipped with this build.
+static BUNDLED: &[u8] = include_bytes!("../../../models/router/head.bin");
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum HeadError {
+    #[error("router head: {0}")]
+    Format(&'static str),
+    #[error("router head: {labels} labels of width {dim} do not fit {len} bytes")]
+    Size { labels: usize, dim: usize, len: usize },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub dim: usize,
+    pub labels: Vec<String>,
+    /// The token limit the head was trained with (the tier should embed with the same).
+    pub max_tokens: usize,
+    pub temperature: f32,
+    pub sensitive_threshold: f32,
+    /// The weight of the YAML examples' cosine evidence, fitted with the head.
+    pub example_weight: f32,
+    pub corpus_sha256: [u8; 32],
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HeadError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(HeadError::Format("truncated"))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<usize, HeadError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+    fn f32(&mut self) -> Result<f32, HeadError> {
+        let b = self.take(4)?;
+        Ok(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn f32s(&mut self, n: usize) -> Result<Vec<f32>, HeadError> {
+        Ok(self.take(n.checked_mul(4).ok_or(HeadError::Format("too large"))?)?.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+}
+
+impl Head {
+    /// The head compiled into this build, parsed once.
+    pub fn bundled() -> Result<&'static Head, HeadError> {
+        static PARSED: OnceLock<Result<Head, HeadError>> = OnceLock::new();
+        PARSED.get_or_init(|| Head::parse(BUNDLED)).as_ref().map_err(Clone::clone)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, HeadError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(8)? != MAGIC {
+            return Err(HeadError::Format("not a head file (bad magic)"));
+        }
+        let (dim, n, max_tokens) = (r.u32()?, r.u32()?, r.u32()?);
+        if dim == 0 || dim > 4096 || n < 2 || n > 256 {
+            return Err(HeadError::Format("implausible dimensions"));
+        }
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let b = r.take(2)?;
+            let len = usize::from(u16::from_le_bytes([b[0], b[1]]));
+            let name = std::str::from_utf8(r.take(len)?).map_err(|_| HeadError::Format("label is not UTF-8"))?;
+            labels.push(name.to_owned());
+        }
+        let (temperature, sensitive_threshold, example_weight) = (r.f32()?, r.f32()?, r.f32()?);
+        if !(temperature.is_finite() && temperature > 0.0) || !(0.0..=1.0).contains(&sensitive_threshold) || !(example_weight.is_finite() && example_weight >= 0.0) {
+            return Err(HeadError::Format("temperature, threshold or example weight out of range"));
+        }
+        let mut corpus_sha256 = [0u8; 32];
+        corpus_sha256.copy_from_slice(r.take(32)?);
+        if bytes.len() - r.at != 4 * (n * dim + n) {
+            return Err(HeadError::Size { labels: n, dim, len: bytes.len() });
+        }
+        let weights = r.f32s(n * dim)?;
+        let bias = r.f32s(n)?;
+        if weights.iter().chain(&bias).any(|x| !x.is_finite()) {
+            return Err(HeadError::Format("non-finite weight"));
+        }
+        Ok(Self { dim, labels, max_tokens, temperature, sensitive_threshold, example_weight, corpus_sha256, weights, bias })
+    }
+
+    /// Calibrated log-probabilities of every label, in `labels` order.
+    pub fn log_probs(&self, v: &[f32]) -> Vec<f64> {
+        let z: Vec<f64> = self
+            .weights
+            .chunks_exact(self.dim)
+            .zip(&self.bias)
+            .map(|(w, b)| (f64::from(*b) + w.iter().zip(v).map(|(a, x)| f64::from(*a) * f64::from(*x)).sum::<f64>()) / f64::from(self.temperature))
+            .collect();
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+        z.iter().map(|x| x - lse).collect()
+    }
+
+    pub fn label_index(&self, name: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_bundled_head_parses_and_gives_a_distribution() {
+        let h = Head::bundled().unwrap();
+        assert_eq!(h.dim, 384);
+        assert!(h.labels.iter().any(|l| l == "sensitive") && h.labels.len() >= 9, "{:?}", h.labels);
+        let v = vec![1.0 / (384f32).sqrt(); 384];
+        let p: f64 = h.log_probs(&v).iter().map(|l| l.exp()).sum();
+        assert!((p - 1.0).abs() < 1e-9, "{p}");
+    }
+
+    #[test]
+    fn junk_is_refused_not_trusted() {
+        let good = BUNDLED;
+        assert_eq!(Head::parse(b"nonsense"), Err(HeadError::Format("truncated")));
+        assert_eq!(Head::parse(b"GWINTv01aaaaaaaaaaaaaa"), Err(HeadError::Format("not a head file (bad magic)")));
+        assert!(matches!(Head::parse(&good[..good.len() - 4]), Err(HeadError::Size { .. })));
+        let mut nan = good.to_vec();
+        let n = nan.len();
+        nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert_eq!(Head::parse(&nan), Err(HeadError::Format("non-finite weight")));
+    }
+}

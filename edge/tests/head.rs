@@ -1,0 +1,111 @@
+//! Tier 2 with the trained head, on the real model: decisions on prompts written for this test
+//! (not from the corpus or the validation set), the sensitive detector overriding a confident
+//! keyword, and an operator's YAML capability changing decisions without retraining.
+#![cfg(feature = "embedding")]
+
+use std::path::PathBuf;
+
+use llm_gateway::api::ParsedChat;
+use llm_gateway::router::embed::Embedder;
+use llm_gateway::router::intents::{IntentIndex, SemanticVerdict};
+use llm_gateway::router::{self, SemanticTier, Tier, Tier2};
+use llm_gateway::Config;
+
+fn read(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("GATEWAY_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/minilm"));
+    let path = dir.join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run models/fetch)", path.display()))
+}
+
+struct Live {
+    embedder: Embedder,
+    index: IntentIndex,
+}
+
+impl Live {
+    fn new(config: &Config) -> Self {
+        let cfg = config.router.embedding.as_ref().expect("tier 2 configured");
+        let embedder = Embedder::load(read(&cfg.model_file), &read(&cfg.tokenizer_file), cfg.max_tokens).expect("model loads");
+        let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).expect("embeds").vector).collect()).collect();
+        let index = IntentIndex::new(cfg, vectors).expect("index");
+        Self { embedder, index }
+    }
+    fn verdict(&self, text: &str) -> SemanticVerdict {
+        self.classify(text).expect("verdict").0
+    }
+}
+
+impl SemanticTier for Live {
+    fn classify(&self, text: &str) -> Result<(SemanticVerdict, usize), String> {
+        let e = self.embedder.embed(text).map_err(|e| e.to_string())?;
+        Ok((self.index.classify(&e.vector).ok_or("no verdict")?, e.tokens))
+    }
+}
+
+fn chat(text: &str) -> ParsedChat {
+    let body = serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": text}]}).to_string();
+    ParsedChat::from_slice(body.as_bytes()).expect("valid request")
+}
+
+#[test]
+fn the_bundled_head_routes_unseen_prompts() {
+    let config = Config::bundled().expect("bundled config");
+    let live = Live::new(&config);
+    let cases = [
+        ("Write a Go function that merges two sorted slices without allocating twice.", "code"),
+        ("A tank fills in 6 hours and drains in 9. Starting empty with both open, when is it full?", "math"),
+        ("Write a short poem about a fox crossing a frozen river at dawn.", "creative_writing"),
+        ("How much did I spend on groceries with my debit card last month?", "sensitive"),
+    ];
+    for (text, want) in cases {
+        let v = live.verdict(text);
+        assert_eq!(v.verdict.capability, want, "{text}: {v:?}");
+        let total: f64 = v.verdict.scores.iter().map(|s| s.1).sum();
+        assert!((total - 1.0).abs() < 0.02, "scores are probabilities: {v:?}");
+    }
+}
+
+#[test]
+fn the_detector_overrides_a_confident_keyword() {
+    let config = Config::bundled().expect("bundled config");
+    let live = Live::new(&config);
+    // `python` makes the keyword tier confident for code; the prompt is about the caller's account.
+    let c = chat("my python script shows my checking account balance dropped, why was my card charged twice?");
+    assert!(router::needs_semantic(&config, &c), "the head screens keyword-decided prompts");
+    let d = router::decide(&config, &c, Tier2::Ready(&live)).expect("decision");
+    assert_eq!((d.tier, d.capability.as_deref(), d.route.as_str()), (Tier::Embedding, Some("sensitive"), "local"), "{d:?}");
+    assert!(d.trace[0].confident && d.trace[0].capability.as_deref() == Some("code"), "{:?}", d.trace);
+    // A plainly technical keyword prompt keeps its keyword route.
+    let d = router::decide(&config, &chat("Why does this python regex not match across lines?"), Tier2::Ready(&live)).expect("decision");
+    assert_eq!((d.tier, d.capability.as_deref()), (Tier::Keyword, Some("code")), "{d:?}");
+}
+
+#[test]
+fn an_operators_capability_changes_decisions_without_retraining() {
+    let yaml = include_str!("../gateway.yaml");
+    let prompt = "Draft a non-disclosure agreement clause that survives termination of the contract.";
+    let before = Live::new(&Config::from_yaml(yaml).expect("bundled parses")).verdict(prompt);
+    assert_ne!(before.verdict.capability, "legal");
+    // A new capability and route, with examples only: the head has never seen it.
+    let extended = yaml
+        .replace("capabilities:\n", "capabilities:\n  legal: { route: creative, description: \"Contracts and clauses\" }\n")
+        .replace(
+            "    intents:\n",
+            "    intents:\n      - capability: legal\n        examples:\n          - \"Write an indemnification clause for a software licence agreement\"\n          - \"Draft a confidentiality clause for an employment contract\"\n          - \"Add a termination-for-convenience clause to this services contract\"\n",
+        );
+    let after = Live::new(&Config::from_yaml(&extended).expect("extended parses")).verdict(prompt);
+    assert_eq!(after.verdict.capability, "legal", "{after:?}");
+    // And it does not take over unrelated prompts.
+    let other = Live::new(&Config::from_yaml(&extended).expect("extended parses")).verdict("Write a haiku about autumn rain on a tin roof.");
+    assert_eq!(other.verdict.capability, "creative_writing", "{other:?}");
+}
+
+#[test]
+fn without_the_head_the_examples_decide_alone() {
+    let yaml = include_str!("../gateway.yaml").replace("    head: bundled\n", "    head: none\n");
+    let config = Config::from_yaml(&yaml).expect("parses");
+    assert!(!config.router.embedding.as_ref().expect("tier 2").head);
+    let v = Live::new(&config).verdict("Implement binary search over a sorted array");
+    assert_eq!(v.verdict.capability, "code");
+    assert!(v.sensitive_probability.is_none() && (v.verdict.confidence - 1.0).abs() < 0.01, "cosine to its own example: {v:?}");
+}

@@ -1,0 +1,218 @@
+"""Trains tier 2's classifier head on the corpus (models/corpus/build), offline. CI never runs it.
+
+    python models/router/train.py --corpus models/corpus/corpus.jsonl --models models/minilm \
+        --out edge/src/router/head.bin [--report bench/router-train.json]
+
+1. Embeds every corpus row as the gateway does (all-MiniLM-L6-v2 int8 graph, tokenizer.json,
+   truncated to --max-tokens, mean pooling, L2 norm) with onnxruntime.
+2. 5-fold cross-validation (stratified, seeded) of a multinomial logistic regression over the
+   384-d embedding: accuracy, per-class F1, expected calibration error before and after
+   temperature scaling. The temperature is fitted on out-of-fold logits (never on the rows a
+   model was trained on).
+3. The sensitive detector: the same head's P(sensitive) against a threshold chosen on
+   out-of-fold probabilities for recall >= --sensitive-recall; its false-positive rate is
+   reported.
+4. The YAML examples' weight: the gateway adds `w x (cosine to the capability's nearest YAML
+   example - the mean of those cosines)` to each capability's calibrated log-probability, so
+   operators can steer and extend the head without retraining. w is chosen on the out-of-fold
+   predictions with the examples of --config (the bundled edge/gateway.yaml): the largest
+   weight within 0.5 points of the best cross-validated accuracy.
+5. Fits the final head on all rows and writes it in the gateway's head format (see
+   edge/src/router/head.rs): magic, dims, labels, temperature, sensitive threshold, example
+   weight, corpus sha256, W (f32 LE, row per label), b.
+
+Nothing here reads the validation set.
+"""
+import argparse
+import hashlib
+import json
+import struct
+import sys
+import time
+
+import numpy as np
+import yaml
+import onnxruntime as ort
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from tokenizers import Tokenizer
+
+MAGIC = b"GWHEADv1"
+SEED = 20261130
+
+
+def embed_all(texts, model_dir, max_tokens, cache):
+    # Cached per text (and token limit), so a changed corpus only embeds its new rows.
+    keys = [hashlib.sha256(f"{max_tokens}|{t}".encode()).hexdigest()[:24] for t in texts]
+    path = f"{cache}/embeddings-{model_dir.rstrip('/').split('/')[-1]}.npz" if cache else None
+    known = {}
+    if path:
+        try:
+            z = np.load(path)
+            known = dict(zip(z["keys"].tolist(), z["vectors"]))
+        except OSError:
+            pass
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    tok = Tokenizer.from_file(f"{model_dir}/tokenizer.json")
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_tokens)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(f"{model_dir}/model-int8.onnx", opts, providers=["CPUExecutionProvider"])
+    t0 = time.time()
+    for n, i in enumerate(todo):
+        t = texts[i]
+        # The gateway hands the tokenizer at most 32 bytes per token of the limit.
+        t = t.encode("utf-8")[: 32 * max_tokens].decode("utf-8", "ignore")
+        e = tok.encode(t)
+        ids = np.array([e.ids], dtype=np.int64)
+        mask = np.array([e.attention_mask], dtype=np.int64)
+        h = sess.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0][0]
+        v = (h * mask[0][:, None]).sum(0) / max(mask.sum(), 1)
+        known[keys[i]] = (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+        if n % 1000 == 999:
+            print(f"  embedded {n + 1}/{len(todo)} ({time.time() - t0:.0f} s)", file=sys.stderr)
+    if path and todo:
+        np.savez(path, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+    return np.stack([known[k] for k in keys])
+
+
+def softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def ece(probs, y, bins=15):
+    conf, pred = probs.max(1), probs.argmax(1)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
+    return total
+
+
+def fit_temperature(logits, y):
+    best = (1e18, 1.0)
+    for t in np.exp(np.linspace(np.log(0.2), np.log(5), 200)):
+        p = softmax(logits / t)
+        nll = -np.log(p[np.arange(len(y)), y] + 1e-12).mean()
+        best = min(best, (nll, t))
+    return float(best[1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--report")
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--C", type=float, default=4.0, help="inverse L2 strength of the logistic regression")
+    ap.add_argument("--sensitive-recall", type=float, default=0.99)
+    ap.add_argument("--cache", default=None, help="directory to keep the embeddings in")
+    ap.add_argument("--config", default="edge/gateway.yaml", help="the YAML whose intent examples the example weight is fitted with")
+    args = ap.parse_args()
+
+    raw = open(args.corpus, "rb").read()
+    corpus_sha = hashlib.sha256(raw).hexdigest()
+    rows = [json.loads(l) for l in raw.decode().splitlines()]
+    labels = sorted({r["label"] for r in rows})
+    y = np.array([labels.index(r["label"]) for r in rows])
+    X = embed_all([r["text"] for r in rows], args.models, args.max_tokens, args.cache)
+    sens = labels.index("sensitive")
+
+    def model():
+        return LogisticRegression(C=args.C, max_iter=3000, class_weight="balanced")
+
+    oof = np.zeros((len(rows), len(labels)))
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=SEED).split(X, y):
+        m = model().fit(X[tr], y[tr])
+        oof[te] = m.decision_function(X[te])
+    temp = fit_temperature(oof, y)
+    p_raw, p_cal = softmax(oof), softmax(oof / temp)
+    pred = oof.argmax(1)
+    acc = float((pred == y).mean())
+    per_class = {}
+    for i, lab in enumerate(labels):
+        tp = int(((pred == i) & (y == i)).sum())
+        fp = int(((pred == i) & (y != i)).sum())
+        fn = int(((pred != i) & (y == i)).sum())
+        P = tp / (tp + fp) if tp + fp else 0.0
+        R = tp / (tp + fn) if tp + fn else 0.0
+        per_class[lab] = {"n": int((y == i).sum()), "precision": round(P, 3), "recall": round(R, 3), "f1": round(2 * P * R / (P + R) if P + R else 0.0, 3)}
+    # The YAML examples' evidence, blended as the gateway blends it (router/intents.rs).
+    cfg = yaml.safe_load(open(args.config))
+    intents = cfg["router"]["embedding"].get("intents", [])
+    ex_texts = [e for i in intents for e in i["examples"]]
+    ex_caps = [i["capability"] for i in intents for _ in i["examples"]]
+    E = embed_all(ex_texts, args.models, args.max_tokens, args.cache)
+    cos = X @ E.T
+    ex_labels = sorted(set(ex_caps))
+    S = np.stack([cos[:, [j for j, c in enumerate(ex_caps) if c == lab]].max(1) for lab in ex_labels], 1)
+    D = np.zeros((len(rows), len(labels)))
+    for k, lab in enumerate(ex_labels):
+        if lab in labels:
+            D[:, labels.index(lab)] = S[:, k] - S.mean(1)
+    logp = np.log(p_cal + 1e-300)
+    blend = []
+    for w in [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0]:
+        pb = softmax(logp + w * D)
+        blend.append({"weight": w, "cv_accuracy": round(float((pb.argmax(1) == y).mean()), 4), "ece": round(ece(pb, y), 4),
+                      "nll": round(float(-np.log(pb[np.arange(len(y)), y] + 1e-12).mean()), 4)})
+    # The examples are how operators extend and steer the head without retraining, so they need
+    # real weight: the largest weight that costs the corpus at most 0.5 points of accuracy.
+    top = max(b["cv_accuracy"] for b in blend)
+    example_weight = max(b["weight"] for b in blend if b["cv_accuracy"] >= top - 0.005)
+    print("example weight:", json.dumps(blend), "->", example_weight)
+    # Sensitive: the lowest calibrated P(sensitive) threshold that still reaches the recall target.
+    ps = p_cal[:, sens]
+    pos = np.sort(ps[y == sens])
+    k = int(np.floor((1 - args.sensitive_recall) * len(pos)))
+    threshold = float(pos[k]) if len(pos) else 0.5
+    recall = float((ps[y == sens] >= threshold).mean())
+    fpr = float((ps[y != sens] >= threshold).mean())
+    # Accuracy against coverage: a decision is kept when its calibrated top probability clears t.
+    coverage = []
+    for t in [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]:
+        keep = p_cal.max(1) >= t
+        coverage.append({"threshold": t, "decided": round(float(keep.mean()), 3), "accuracy": round(float((pred[keep] == y[keep]).mean()) if keep.any() else 0.0, 3)})
+    by_source = {}
+    for src in sorted({r["source"] for r in rows}):
+        m = np.array([r["source"] == src for r in rows])
+        by_source[src] = {"n": int(m.sum()), "accuracy": round(float((pred[m] == y[m]).mean()), 3)}
+    report = {
+        "corpus_sha256": corpus_sha, "rows": len(rows), "labels": labels, "max_tokens": args.max_tokens, "C": args.C,
+        "cv_folds": 5, "cv_accuracy": round(acc, 4), "per_class": per_class, "by_source": by_source,
+        "temperature": round(temp, 4), "ece_raw": round(ece(p_raw, y), 4), "ece_calibrated": round(ece(p_cal, y), 4),
+        "sensitive": {"threshold": round(threshold, 5), "target_recall": args.sensitive_recall, "cv_recall": round(recall, 4), "cv_false_positive_rate": round(fpr, 4)},
+        "coverage": coverage, "example_weight": example_weight, "example_blend": blend, "examples": len(ex_texts),
+        "confusion": {labels[i]: {labels[j]: int(((y == i) & (pred == j)).sum()) for j in range(len(labels)) if ((y == i) & (pred == j)).any()} for i in range(len(labels))},
+    }
+    print(json.dumps({k: report[k] for k in ("rows", "cv_accuracy", "temperature", "ece_raw", "ece_calibrated", "sensitive")}, indent=1))
+    for lab, v in per_class.items():
+        print(f"  {lab:17s} P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f} n {v['n']}")
+    for src, v in by_source.items():
+        print(f"  {src:12s} n {v['n']:5d} acc {v['accuracy']:.3f}")
+
+    final = model().fit(X, y)
+    W = final.coef_.astype("<f4")
+    b = final.intercept_.astype("<f4")
+    blob = bytearray(MAGIC)
+    blob += struct.pack("<III", X.shape[1], len(labels), args.max_tokens)
+    for lab in labels:
+        e = lab.encode()
+        blob += struct.pack("<H", len(e)) + e
+    blob += struct.pack("<fff", temp, threshold, example_weight)
+    blob += bytes.fromhex(corpus_sha)
+    blob += W.tobytes() + b.tobytes()
+    open(args.out, "wb").write(bytes(blob))
+    print(f"wrote {args.out}: {len(blob)} bytes, {len(labels)} labels, T={temp:.3f}, sensitive >= {threshold:.4f}")
+    if args.report:
+        json.dump(report, open(args.report, "w"), indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
