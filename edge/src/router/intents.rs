@@ -3,9 +3,9 @@
 //! With the trained head (`router.embedding.head: bundled`, the default; `router/head.rs`):
 //! each configured capability the head knows gets its calibrated log-probability; the YAML's
 //! examples add `example_weight x (cosine to the capability's nearest example - the mean of
-//! those cosines)`, and a capability the head does not know starts from a uniform prior
-//! (`ln 1/labels`), so an operator's new capability or examples change decisions without
-//! retraining. A softmax over the result gives the scores; confidence is the top probability and
+//! those cosines)`, and a capability the head does not know starts level with the head's best
+//! guess (so the examples' evidence decides between them): an operator's new capability or
+//! examples change decisions without retraining. A softmax over the result gives the scores; confidence is the top probability and
 //! the margin its lead over the runner-up. Independently, the head's own P(sensitive) at or
 //! above its recall-tuned threshold marks the prompt *possibly sensitive*: the verdict is then
 //! `sensitive`, confident, whatever else scored higher (uncertain means local).
@@ -162,7 +162,9 @@ impl IntentIndex {
         let max = configured.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + configured.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
         let mut cands: Vec<(String, String, f64)> = h.routes.iter().map(|(i, c, r)| (c.clone(), r.clone(), lp[*i] - lse)).collect();
-        let prior = -(h.head.labels.len() as f64).ln();
+        // A capability the head does not know competes with the head's best guess on the
+        // examples' evidence alone.
+        let prior = cands.iter().map(|c| c.2).fold(f64::NEG_INFINITY, f64::max);
         let mean = if nearest.is_empty() { 0.0 } else { nearest.iter().map(|c| c.3).sum::<f64>() / nearest.len() as f64 };
         for (cap, route, _, cos) in &nearest {
             let evidence = h.example_weight * (cos - mean);

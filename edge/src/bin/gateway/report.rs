@@ -291,7 +291,7 @@ pub fn svg(points: &[Point], cfg: &EmbeddingTierConfig) -> String {
     }
     let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">share of requests decided at the edge (tiers 1-2)</text>", w / 2.0, h - 14.0);
     let _ = writeln!(s, "<text transform=\"translate(16,{:.1}) rotate(-90)\" text-anchor=\"middle\">strict accuracy</text>", h / 2.0);
-    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">Routing accuracy against edge coverage as router.embedding.min_confidence moves (0 to 1)</text>", w / 2.0);
+    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">Accuracy against edge coverage, min_confidence 0 to 1</text>", w / 2.0);
     for (series, color, f) in [("edge-decided rows", "#1f77b4", (|p: &Point| p.edge_accuracy) as fn(&Point) -> f64), ("all rows (escalated: tier 3 or tier-2 guess)", "#d62728", |p: &Point| p.overall)] {
         let pts: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p.edge_share), y(f(p)))).collect();
         let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>", pts.join(" "));
