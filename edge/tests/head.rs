@@ -125,9 +125,9 @@ fn without_the_head_the_examples_decide_alone() {
     assert!(v.sensitive_probability.is_none() && (v.verdict.confidence - 1.0).abs() < 0.01, "cosine to its own example: {v:?}");
 }
 
-/// The reference the runtime suites compare the wasm builds against (`tests/src/head.rs`):
-/// the bundled config's tier-2 verdict for a few prompts, scores to three decimals.
-/// `GATEWAY_WRITE_HEAD_REFERENCE=1` rewrites it after a retrain.
+/// The bundled config's tier-2 verdict for a few prompts, scores to three decimals, pinned in
+/// `tests/fixtures/head_reference.json` (meant as the reference for the wasm builds too; the
+/// runtime suites do not check it yet). `GATEWAY_WRITE_HEAD_REFERENCE=1` rewrites it after a retrain.
 #[test]
 fn native_outputs_match_the_pinned_reference() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/head_reference.json");
@@ -145,7 +145,7 @@ fn native_outputs_match_the_pinned_reference() {
             serde_json::json!({"prompt": p, "capability": v.verdict.capability, "confidence": v.verdict.confidence, "scores": v.verdict.scores})
         })
         .collect();
-    let got = serde_json::json!({"note": "edge/tests/head.rs writes this; tests/src/head.rs checks the wasm builds against it", "cases": cases});
+    let got = serde_json::json!({"note": "edge/tests/head.rs writes and checks this", "cases": cases});
     if std::env::var_os("GATEWAY_WRITE_HEAD_REFERENCE").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).expect("json") + "\n").expect("writes the reference");
     }

@@ -8,7 +8,6 @@
 //! - `scenarios`: the cases, run against both runtimes by `workers.rs` and `spin.rs`.
 
 pub mod classifier;
-pub mod head;
 pub mod mock;
 pub mod runtime;
 pub mod scenarios;
@@ -66,7 +65,6 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
         if source != "bundled" {
             bail!("with an empty key-value store the bundled config must serve, got {source:?}");
         }
-        head::bundled_head_matches_native(&runtime).await.context("the bundled config's trained head")?;
         runtime.kv_put("config", scenarios::config_yaml(&mock, false).as_bytes()).await?;
         let t = Instant::now();
         while health(client.clone(), runtime.base.clone()).await? != "kv" {
