@@ -79,7 +79,7 @@ impl Head {
             return Err(HeadError::Format("not a head file (bad magic)"));
         }
         let (dim, n, max_tokens) = (r.u32()?, r.u32()?, r.u32()?);
-        if dim == 0 || dim > 4096 || n < 2 || n > 256 {
+        if !(1..=4096).contains(&dim) || !(2..=256).contains(&n) {
             return Err(HeadError::Format("implausible dimensions"));
         }
         let mut labels = Vec::with_capacity(n);
@@ -90,7 +90,8 @@ impl Head {
             labels.push(name.to_owned());
         }
         let (temperature, sensitive_threshold, example_weight) = (r.f32()?, r.f32()?, r.f32()?);
-        if !(temperature.is_finite() && temperature > 0.0) || !(0.0..=1.0).contains(&sensitive_threshold) || !(example_weight.is_finite() && example_weight >= 0.0) {
+        let valid = temperature.is_finite() && temperature > 0.0 && (0.0..=1.0).contains(&sensitive_threshold) && example_weight.is_finite() && example_weight >= 0.0;
+        if !valid {
             return Err(HeadError::Format("temperature, threshold or example weight out of range"));
         }
         let mut corpus_sha256 = [0u8; 32];
