@@ -220,27 +220,10 @@ fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
         if let Some((sv, tokens)) = screen {
             trace.push(embedding_trace(&sv, tokens));
             if sv.possibly_sensitive {
-                let v = sv.verdict;
-                return Decision {
-                    tier: Tier::Embedding,
-                    models: route_models(config, &v.route),
-                    route: v.route,
-                    capability: Some(v.capability),
-                    confidence: Some(v.confidence),
-                    best_guess: None,
-                    trace,
-                };
+                return decided(config, Tier::Embedding, sv.verdict, trace);
             }
         }
-        return Decision {
-            tier: Tier::Keyword,
-            route: v.route.clone(),
-            models: route_models(config, &v.route),
-            capability: Some(v.capability.clone()),
-            confidence: Some(v.confidence),
-            best_guess: None,
-            trace,
-        };
+        return decided(config, Tier::Keyword, v.clone(), trace);
     }
     let mut best_guess = verdict;
     let embedding = match tier2 {
@@ -265,16 +248,7 @@ fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
         Some(Ok((sv, tokens))) => {
             trace.push(embedding_trace(&sv, tokens));
             if sv.confident {
-                let v = sv.verdict;
-                return Decision {
-                    tier: Tier::Embedding,
-                    models: route_models(config, &v.route),
-                    route: v.route,
-                    capability: Some(v.capability),
-                    confidence: Some(v.confidence),
-                    best_guess: None,
-                    trace,
-                };
+                return decided(config, Tier::Embedding, sv.verdict, trace);
             }
             best_guess = Some(sv.verdict);
         }
@@ -287,6 +261,19 @@ fn cascade(config: &Config, text: &str, tier2: Tier2<'_>) -> Decision {
         capability: None,
         confidence: None,
         best_guess,
+        trace,
+    }
+}
+
+/// A confident tier's verdict as the decision.
+fn decided(config: &Config, tier: Tier, v: TierVerdict, trace: Vec<TierTrace>) -> Decision {
+    Decision {
+        tier,
+        models: route_models(config, &v.route),
+        route: v.route,
+        capability: Some(v.capability),
+        confidence: Some(v.confidence),
+        best_guess: None,
         trace,
     }
 }
