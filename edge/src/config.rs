@@ -156,6 +156,8 @@ pub struct ClassifierTierConfig {
     pub secret: String,
     pub timeout_ms: u64,
     pub min_confidence: f64,
+    /// Declared to run where local models run: sensitive prompts may be classified there.
+    pub local: bool,
     /// Every capability with its description and route: the classifier's label set.
     pub labels: Vec<ClassifierLabel>,
 }
@@ -332,7 +334,7 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
     if raw.keys.is_empty() && !auth.kv_keys {
         p.push("keys", "no client keys: add keys here (`gateway keys create`) or set auth.kv_keys: true");
     }
-    let privacy = validate_privacy(&mut p, &raw);
+    let privacy = validate_privacy(&mut p, &raw, max_body_bytes);
     let audit = validate_audit(&raw);
 
     if !p.0.is_empty() {
@@ -379,7 +381,7 @@ fn validate_auth(p: &mut Problems, raw: &RawConfig) -> AuthConfig {
     AuthConfig { kv_keys: a.kv_keys.unwrap_or(false), kv_cache_secs: a.kv_cache_secs.unwrap_or(30), counters }
 }
 
-fn validate_privacy(p: &mut Problems, raw: &RawConfig) -> Privacy {
+fn validate_privacy(p: &mut Problems, raw: &RawConfig, max_body_bytes: usize) -> Privacy {
     let names = raw.privacy.pii.clone().unwrap_or_else(|| PiiClass::ALL.iter().map(|c| c.as_str().to_owned()).collect());
     let mut pii = Vec::new();
     for (i, n) in names.iter().enumerate() {
@@ -391,7 +393,7 @@ fn validate_privacy(p: &mut Problems, raw: &RawConfig) -> Privacy {
             }
         }
     }
-    let max_scan_bytes = raw.privacy.max_scan_bytes.unwrap_or(256 * 1024);
+    let max_scan_bytes = raw.privacy.max_scan_bytes.unwrap_or(max_body_bytes);
     if max_scan_bytes == 0 {
         p.push("privacy.max_scan_bytes", "must be greater than 0");
     }
@@ -607,6 +609,8 @@ fn validate_classifier(p: &mut Problems, raw: &RawConfig) -> Option<ClassifierTi
     let host_ok = url.split_once("://").is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['?', '#', ' ']));
     if !host_ok {
         p.push(format!("{at}.url"), format!("\"{}\" is not an http(s) URL", c.url));
+    } else if url.starts_with("http://") && !is_loopback_url(&url) {
+        p.push(format!("{at}.url"), "must be https (plain http only to a loopback address: 127.0.0.0/8, [::1], localhost)");
     }
     let secret = c.secret.clone().unwrap_or_else(|| "CLASSIFIER_SECRET".to_owned());
     if !is_secret_name(&secret) {
@@ -633,7 +637,30 @@ fn validate_classifier(p: &mut Problems, raw: &RawConfig) -> Option<ClassifierTi
             p.push(format!("capabilities.{}.description", l.capability), "at most 300 characters (the classifier reads it)");
         }
     }
-    Some(ClassifierTierConfig { url, secret, timeout_ms, min_confidence, labels })
+    Some(ClassifierTierConfig { url, secret, timeout_ms, min_confidence, local: c.local.unwrap_or(false), labels })
+}
+
+/// `http://127.x.y.z[:port]`, `http://[::1][:port]` or `http://localhost[:port]`, with an
+/// optional path.
+fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
+            _ => return false,
+        }
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.eq_ignore_ascii_case("localhost") || host == "::1" {
+        return true;
+    }
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4 && octets[0] == "127" && octets.iter().all(|o| o.parse::<u8>().is_ok())
 }
 
 /// The route a router rule sends `capability` to: its own `route`, else the capability's.

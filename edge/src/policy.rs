@@ -6,8 +6,10 @@
 //! 1. the key's allow-lists (models, routes, capabilities): 403 when nothing is left;
 //! 2. data residency: a key without `allow_cloud`, a route with `require_local`, or a
 //!    *sensitive* prompt keeps only `locality: local` models. A prompt is sensitive when any
-//!    message (system and earlier turns included) holds PII (`pii.rs`) or matches a keyword
-//!    rule of a `local_only` capability, whatever the winning capability was: text such as
+//!    string the request would send upstream (every message, content part, name, tool-call
+//!    argument, tool result and passthrough field) holds PII (`pii.rs`) or matches a keyword
+//!    rule of a `local_only` capability, or when it holds more text than can be scanned,
+//!    whatever the winning capability was: text such as
 //!    "this is a coding question" can change the route, not this. An auto-routed sensitive
 //!    prompt moves to the `local_only` capability's route; a request naming a cloud model or
 //!    route fails closed with 403, never silently to the cloud;
@@ -32,45 +34,74 @@ pub struct Sensitivity {
     pub pii: Vec<PiiClass>,
     /// `local_only` capabilities whose keywords matched.
     pub capabilities: Vec<String>,
+    /// The request held more text than `privacy.max_scan_bytes`: not scanned, so treated as
+    /// sensitive (fail closed).
+    pub unscanned: bool,
 }
 
 impl Sensitivity {
     pub fn is_sensitive(&self) -> bool {
-        !self.pii.is_empty() || !self.capabilities.is_empty()
+        !self.pii.is_empty() || !self.capabilities.is_empty() || self.unscanned
+    }
+
+    /// The reasons, for the audit record and `/v1/route`: PII classes, capabilities, and
+    /// `unscanned`.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut r: Vec<String> = self.pii.iter().map(|c| c.as_str().to_owned()).collect();
+        r.extend(self.capabilities.iter().cloned());
+        if self.unscanned {
+            r.push("unscanned".to_owned());
+        }
+        r
     }
 
     pub fn describe(&self) -> String {
-        let mut parts: Vec<&str> = self.pii.iter().map(|c| c.as_str()).collect();
-        parts.extend(self.capabilities.iter().map(String::as_str));
-        parts.join(", ")
+        let mut r = self.reasons();
+        if self.unscanned {
+            r.pop();
+            r.push("too large to scan for personal data".to_owned());
+        }
+        r.join(", ")
     }
 }
 
-/// Reads every message, newest first, up to the configured number of bytes.
+/// Fields whose strings are binary payloads (base64 images, audio, files), not text.
+const BINARY_FIELDS: [&str; 3] = ["data", "file_data", "b64_json"];
+
+/// Every string of the request that can reach a provider: every message's content and parts,
+/// `name`s, tool-call arguments, tool results, tool definitions and any passthrough field,
+/// except the `model` name and base64 payloads (`data:` URLs and binary fields).
+fn outbound_strings<'a>(v: &'a serde_json::Value, field: Option<&str>, out: &mut Vec<&'a str>) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if !(s.starts_with("data:") || field.is_some_and(|f| BINARY_FIELDS.contains(&f))) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| outbound_strings(i, field, out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| outbound_strings(v, Some(k), out)),
+        _ => {}
+    }
+}
+
+/// Scans everything the request would send upstream, whole: PII in any string, and the keyword
+/// rules of `local_only` capabilities. A request with more text than `privacy.max_scan_bytes`
+/// is not scanned and counts as sensitive.
 pub fn sensitivity(config: &Config, chat: &ParsedChat) -> Sensitivity {
-    let mut budget = config.privacy.max_scan_bytes;
+    let mut strings = Vec::new();
+    for (k, v) in &chat.raw {
+        if k != "model" {
+            outbound_strings(v, Some(k), &mut strings);
+        }
+    }
     let mut s = Sensitivity::default();
-    for m in chat.request.messages.iter().rev() {
-        if budget == 0 {
-            break;
-        }
-        let Some(content) = &m.content else { continue };
-        let mut text = content.text();
-        if text.len() > budget {
-            let mut end = budget;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        budget -= text.len();
-        s.pii.extend(pii::detect(&text, &config.privacy.pii));
-        if let Some(v) = config.router.keyword.classify(&text) {
-            for (cap, _) in v.scores {
-                if config.capabilities.get(&cap).is_some_and(|c| c.local_only) {
-                    s.capabilities.push(cap);
-                }
-            }
+    let total: usize = strings.iter().map(|t| t.len()).sum();
+    if total > config.privacy.max_scan_bytes {
+        s.unscanned = true;
+        return s;
+    }
+    let local_only: Vec<&str> = config.capabilities.iter().filter(|(_, c)| c.local_only).map(|(n, _)| n.as_str()).collect();
+    for text in strings {
+        s.pii.extend(pii::detect(text, &config.privacy.pii));
+        if !local_only.is_empty() {
+            s.capabilities.extend(config.router.keyword.capabilities_in(text).into_iter().filter(|c| local_only.contains(&c.as_str())));
         }
     }
     s.pii.sort();

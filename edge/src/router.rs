@@ -290,12 +290,11 @@ pub struct ClassifierAnswer {
 
 /// The classifier to ask, when the cascade fell through to the default route and tier 3 is
 /// configured.
-pub fn escalation<'a>(config: &'a Config, d: &Decision) -> Option<&'a ClassifierTierConfig> {
-    if d.tier == Tier::Default {
-        config.router.classifier.as_ref()
-    } else {
-        None
-    }
+/// A prompt already found sensitive (`policy::sensitivity`) goes to the classifier host only
+/// when the YAML declares that host local (`router.classifier.local`).
+pub fn escalation<'a>(config: &'a Config, d: &Decision, sensitive: bool) -> Option<&'a ClassifierTierConfig> {
+    let cfg = config.router.classifier.as_ref().filter(|_| d.tier == Tier::Default)?;
+    (cfg.local || !sensitive).then_some(cfg)
 }
 
 /// Tier 2's scores, for the classifier's hint.
@@ -431,11 +430,31 @@ auth: { kv_keys: true }
     #[test]
     fn only_a_fall_through_escalates() {
         let c = Config::from_yaml(YAML).unwrap();
-        assert!(escalation(&c, &fell_through(None, true)).is_some());
+        assert!(escalation(&c, &fell_through(None, true), false).is_some());
         let mut d = fell_through(None, true);
         d.tier = Tier::Embedding;
-        assert!(escalation(&c, &d).is_none());
+        assert!(escalation(&c, &d, false).is_none());
         assert_eq!(embedding_scores(&fell_through(None, true))[0].0, "code");
+    }
+
+    #[test]
+    fn a_sensitive_prompt_reaches_only_a_local_classifier_host() {
+        let c = Config::from_yaml(YAML).unwrap();
+        assert!(!c.router.classifier.as_ref().unwrap().local, "not local unless declared");
+        assert!(escalation(&c, &fell_through(None, true), true).is_none());
+        let local = Config::from_yaml(&YAML.replace("min_confidence: 0.5 }", "min_confidence: 0.5, local: true }")).unwrap();
+        assert!(escalation(&local, &fell_through(None, true), true).is_some());
+    }
+
+    #[test]
+    fn the_classifier_url_is_https_unless_loopback() {
+        for ok in ["http://127.0.0.1:8788", "http://localhost:8788/", "http://[::1]:8788", "http://127.9.8.7", "https://classifier.eu.internal:8788"] {
+            assert!(Config::from_yaml(&YAML.replace("http://127.0.0.1:8788", ok)).is_ok(), "{ok}");
+        }
+        for bad in ["http://classifier.eu.internal:8788", "http://10.0.0.5:8788", "http://127.0.0.1.evil.example", "http://localhost@evil.example", "http://[::1].evil"] {
+            let e = Config::from_yaml(&YAML.replace("http://127.0.0.1:8788", bad)).expect_err(bad).to_string();
+            assert!(e.contains("router.classifier.url"), "{bad}: {e}");
+        }
     }
 
     #[test]

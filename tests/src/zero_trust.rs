@@ -201,7 +201,7 @@ pub async fn local_only_key_never_reaches_the_cloud(c: &Ctx) -> Result<()> {
 
 pub async fn audit_record_has_the_request_and_no_pii(c: &Ctx) -> Result<()> {
     let id = "audit-check-7f3a";
-    let email = "jane.audit@example.com";
+    let email = "jane.audit@fastmail.fm";
     let body = json!({"model": "auto", "messages": user(&format!("please write to {email} about the meeting"))});
     let req = c.client.post(format!("{}/v1/chat/completions", c.rt.base)).header("x-request-id", id).json(&body);
     let r = send(c, req).await?;

@@ -165,6 +165,9 @@ pub struct RawClassifierTier {
     pub timeout_ms: Option<u64>,
     /// A classifier answer below this probability is not used (default 0).
     pub min_confidence: Option<f64>,
+    /// The host runs where local models run (same residency): sensitive prompts may be sent to
+    /// it. Default false: they are routed without tier 3.
+    pub local: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -43,8 +43,9 @@ pub struct Shared {
 }
 
 /// Runs the router: tier 2 loaded first when the cascade will need it, and tier 3 (the
-/// classifier host) asked when tiers 1-2 fall through.
-pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &ParsedChat) -> Result<router::Decision, GatewayError> {
+/// classifier host) asked when tiers 1-2 fall through, unless the prompt is sensitive and the
+/// host is not declared local: residency is decided before any tier sends the prompt anywhere.
+pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &ParsedChat, sensitivity: &policy::Sensitivity) -> Result<router::Decision, GatewayError> {
     let mut decision = match config.router.embedding.as_ref().filter(|_| router::needs_semantic(config, chat)) {
         None => router::decide(config, chat, router::Tier2::Off)?,
         Some(cfg) => match shared.semantic.get(p, cfg).await {
@@ -52,7 +53,7 @@ pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &
             Err(e) => router::decide(config, chat, router::Tier2::Unavailable(e))?,
         },
     };
-    if let Some(cfg) = router::escalation(config, &decision) {
+    if let Some(cfg) = router::escalation(config, &decision, sensitivity.is_sensitive()) {
         let answer = super::escalate::classify(p, cfg, &chat.routing_text(), &router::embedding_scores(&decision)).await;
         if let Err(e) = &answer {
             p.log(&serde_json::json!({"level": "warn", "event": "classifier_unavailable", "error": e}));
@@ -81,8 +82,8 @@ async fn authenticated_chat<P: Platform>(shared: &Shared, p: &P, config: &Config
 /// ran with their scores, the route, the models in order, and those the key's policy removed.
 pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
     let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
-    let mut decision = route(shared, p, &config, &chat).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
+    let mut decision = route(shared, p, &config, &chat, &sensitivity).await?;
     let plan = policy::plan(&config, &key, &mut decision, &chat, &sensitivity);
     rec.decision = Some(decision.clone());
     let d = &decision;
@@ -94,7 +95,7 @@ pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config
         "confidence": d.confidence,
         "best_guess": d.best_guess.as_ref().map(|g| serde_json::json!({"capability": g.capability, "route": g.route, "confidence": g.confidence})),
         "tiers": d.trace,
-        "sensitive": sensitivity.pii.iter().map(|c| c.as_str().to_owned()).chain(sensitivity.capabilities.iter().cloned()).collect::<Vec<_>>(),
+        "sensitive": sensitivity.reasons(),
     });
     match plan {
         Ok(plan) => {
@@ -287,10 +288,10 @@ pub async fn chat<P: Platform>(
 ) -> Result<(Response, Option<Finish<P>>), GatewayError> {
     let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
     rec.stream = chat.request.stream;
-    let mut decision = route(shared, p, &config, &chat).await?;
-    rec.decision = Some(decision.clone());
     let sensitivity = policy::sensitivity(&config, &chat);
-    rec.sensitive = sensitivity.pii.iter().map(|c| c.as_str().to_owned()).chain(sensitivity.capabilities.iter().cloned()).collect();
+    rec.sensitive = sensitivity.reasons();
+    let mut decision = route(shared, p, &config, &chat, &sensitivity).await?;
+    rec.decision = Some(decision.clone());
     if config.audit.include_prompts {
         rec.prompt = Some(audit::redacted_prompt(&chat, &config.privacy.pii));
     }

@@ -77,7 +77,7 @@ fn naming_a_cloud_model_with_sensitive_data_fails_closed() {
     let e = run("open", &user("cloud-a", "the diagnosis for patient 12 is ...")).expect_err("must not go to the cloud");
     assert_eq!(e.status(), 403);
     assert_eq!(code(e), "data_residency");
-    let e = run("open", &user("code", "email jane@example.com the python file")).expect_err("route has no local model");
+    let e = run("open", &user("code", "email jane@fastmail.fm the python file")).expect_err("route has no local model");
     assert_eq!(code(e), "data_residency");
 }
 
@@ -107,4 +107,60 @@ fn cost_cap_skips_expensive_models() {
     // cloud-b may cost 60000 * $20/Mtok = $1.2; cloud-a $0.12: both above $0.001. local-c is free.
     assert_eq!(d.models, ["local-c"]);
     assert!(p.rejected.iter().all(|r| r.reason.contains("above this key's limit")), "{:?}", p.rejected);
+}
+
+/// Personal data hidden in every place a request carries text to a provider: each case must
+/// be pinned to the local model.
+#[test]
+fn every_outbound_string_is_scanned() {
+    let long = "please summarise this report. ".repeat(20_000); // 600 KB, newer than the PII
+    let cases = [
+        ("an early turn behind a long later one", serde_json::json!([
+            {"role": "user", "content": "my card is 4111 1111 1111 1111"},
+            {"role": "assistant", "content": "noted"},
+            {"role": "user", "content": long}])),
+        ("a content part after an image", serde_json::json!([{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUFB"}},
+            {"type": "text", "text": "what is this?"},
+            {"type": "text", "text": "reply to jane.doe@gmail.com"}]}])),
+        ("tool-call arguments", serde_json::json!([
+            {"role": "user", "content": "pay the invoice"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "pay", "arguments": "{\"iban\":\"DE89370400440532013000\"}"}}]}])),
+        ("a tool result", serde_json::json!([
+            {"role": "user", "content": "look up the customer"},
+            {"role": "tool", "tool_call_id": "c1", "content": "{\"ssn\": \"123-45-6789\"}"}])),
+        ("a name field", serde_json::json!([{"role": "user", "name": "ssn 123456789", "content": "hello"}])),
+        ("a local_only keyword past the keyword tier's 16 KB", serde_json::json!([
+            {"role": "user", "content": format!("{} the diagnosis is attached", "x ".repeat(10_000))}])),
+    ];
+    for (what, messages) in cases {
+        let body = serde_json::json!({"model": "auto", "messages": messages}).to_string();
+        let (d, p) = run("open", &body).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert_eq!((d.models.as_slice(), p.models.as_slice()), (&["local-c".to_owned()][..], &["local-c".to_owned()][..]), "{what}");
+    }
+    // A passthrough field reaches OpenAI-compatible providers as it is.
+    let body = serde_json::json!({"model": "auto", "metadata": {"customer": "+44 20 7946 0958"},
+        "messages": [{"role": "user", "content": "hello"}]}).to_string();
+    assert_eq!(run("open", &body).expect("local").0.models, ["local-c"]);
+    // Base64 payloads are not text: no digits in them make a prompt sensitive.
+    let body = serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,NDExMSAxMTExIDExMTEgMTExMQ4111111111111111"}},
+        {"type": "text", "text": "describe the image"}]}]}).to_string();
+    assert_eq!(run("open", &body).expect("cloud allowed").1.models, ["cloud-a", "cloud-b", "local-c"]);
+}
+
+#[test]
+fn a_request_too_large_to_scan_counts_as_sensitive() {
+    let config = Config::from_yaml(&format!("{YAML}privacy: {{ max_scan_bytes: 1000 }}\n")).expect("valid");
+    let body = user("auto", &"an ordinary long prompt ".repeat(100));
+    let chat = ParsedChat::from_slice(body.as_bytes()).expect("valid");
+    let s = sensitivity(&config, &chat);
+    assert!(s.unscanned && s.is_sensitive(), "{s:?}");
+    assert_eq!(s.reasons(), ["unscanned"]);
+    let mut d = router::decide(&config, &chat, router::Tier2::Off).expect("routes");
+    let p = plan(&config, &config.keys["open"], &mut d, &chat, &s).expect("local");
+    assert_eq!(p.models, ["local-c"]);
+    // The default reads everything the body limit lets in.
+    assert_eq!(Config::from_yaml(YAML).expect("valid").privacy.max_scan_bytes, Config::from_yaml(YAML).expect("valid").server.max_body_bytes);
 }

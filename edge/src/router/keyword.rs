@@ -55,14 +55,24 @@ impl KeywordTier {
         self.rules.len()
     }
 
-    /// Scores the prompt. `None` when no keyword matched.
+    /// Scores the prompt (its first `max_scan_bytes`). `None` when no keyword matched.
     pub fn classify(&self, text: &str) -> Option<TierVerdict> {
-        let ac = self.automaton.as_ref()?;
         let mut end = text.len().min(self.max_scan_bytes);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        let hay = text[..end].to_lowercase();
+        self.score(&text[..end])
+    }
+
+    /// Every capability with a keyword anywhere in `text` (the whole text: the residency check
+    /// for `local_only` capabilities must not stop at `max_scan_bytes`).
+    pub fn capabilities_in(&self, text: &str) -> Vec<String> {
+        self.score(text).map(|v| v.scores.into_iter().map(|(c, _)| c).collect()).unwrap_or_default()
+    }
+
+    fn score(&self, text: &str) -> Option<TierVerdict> {
+        let ac = self.automaton.as_ref()?;
+        let hay = text.to_lowercase();
         let mut seen = vec![false; self.patterns.len()];
         let mut scores: BTreeMap<(&str, &str), f64> = BTreeMap::new();
         for m in ac.find_overlapping_iter(&hay) {

@@ -37,6 +37,8 @@ pub struct Row {
     /// Tier 3's answer and the ms it took from the client (escalated rows, `--classifier`).
     pub tier3: Option<(ClassifierAnswer, f64)>,
     pub prompt_tokens: u64,
+    /// The PII detector alone flagged the prompt.
+    pub pii: bool,
 }
 
 impl Row {
@@ -122,6 +124,18 @@ pub fn report(rows: &[Row]) {
     );
     for r in sens.iter().filter(|r| r.pred != "sensitive") {
         let _ = writeln!(out, "  leak: {} -> {} ({})", r.id, r.pred, r.tier);
+    }
+    let pii_fp = other.iter().filter(|r| r.pii).count();
+    let _ = writeln!(
+        out,
+        "PII detector alone: {}/{} sensitive rows, {pii_fp}/{} non-sensitive rows ({:.1} % false positives)",
+        sens.iter().filter(|r| r.pii).count(),
+        sens.len(),
+        other.len(),
+        share(pii_fp, other.len())
+    );
+    for r in other.iter().filter(|r| r.pii) {
+        let _ = writeln!(out, "  PII false positive: {}", r.id);
     }
     eprint!("{out}");
 }

@@ -45,7 +45,7 @@ impl Tier3 {
             .iter()
             .map(|(name, c)| llm_gateway::config::ClassifierLabel { capability: name.clone(), description: c.description.clone().unwrap_or_default(), route: c.route.clone() })
             .collect();
-        let cfg = llm_gateway::config::ClassifierTierConfig { url: url.to_owned(), secret: String::new(), timeout_ms: 30_000, min_confidence: 0.0, labels };
+        let cfg = llm_gateway::config::ClassifierTierConfig { url: url.to_owned(), secret: String::new(), timeout_ms: 30_000, local: true, min_confidence: 0.0, labels };
         Ok(Self { url: url.to_owned(), secret, cfg, agent: ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build() })
     }
 
@@ -205,6 +205,7 @@ pub fn eval(opts: &Opts) -> Result<()> {
             embed_ms: tier.ms.get(),
             tier3: None,
             prompt_tokens: policy::cost::estimate_prompt_tokens(&chat.request),
+            pii: !policy::pii::detect(prompt, &config.privacy.pii).is_empty(),
         };
         if let (true, Some(t3)) = (row.tier == "escalated", tier3.as_ref()) {
             let hint = router::embedding_scores(&d);
