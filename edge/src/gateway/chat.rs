@@ -231,6 +231,13 @@ fn ratelimit_headers(limits: &Limits, reply: &Reply) -> Vec<(String, String)> {
     h
 }
 
+/// `settled - reserved` as the signed adjustment, saturating (provider-reported usage is
+/// untrusted input).
+fn delta(settled: u64, reserved: u64) -> i64 {
+    let d = i128::from(settled) - i128::from(reserved);
+    i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// Everything needed after the response: settle the counters, finish the audit record.
 pub struct Finish<P: Platform> {
     p: P,
@@ -248,23 +255,26 @@ impl<P: Platform> Finish<P> {
     async fn settle(&self, usage: Option<(u64, u64)>, served: bool, rec: &mut Record) {
         let Some((model, model_reserved)) = &self.model else {
             if let Some(r) = &self.key {
-                self.adjust(r, -1, -(r.tokens as i64), -(r.cost as i64), rec).await;
+                self.adjust(r, -1, delta(0, r.tokens), delta(0, r.cost), rec).await;
             }
             return;
         };
         let (tokens, cost) = match usage {
-            Some((pi, po)) => (pi + po, cost::cost_nanos(&model.price, pi, po)),
+            Some((pi, po)) => (pi.saturating_add(po), cost::cost_nanos(&model.price, pi, po)),
             None => (*model_reserved, rec.cost_nanos.unwrap_or(0)),
         };
+        // The audit records what the provider reported; the counters never settle above the
+        // reservation (the request carried the output cap the reservation assumed, and the
+        // prompt estimate is an upper bound), so a budget is a hard cap.
         rec.cost_nanos = Some(cost);
         if let Some(r) = &self.key {
             let requests = if served { 0 } else { -1 };
-            self.adjust(r, requests, tokens as i64 - r.tokens as i64, cost as i64 - r.cost as i64, rec).await;
+            self.adjust(r, requests, delta(tokens.min(r.tokens), r.tokens), delta(cost.min(r.cost), r.cost), rec).await;
         }
         let limits = model_limits(model);
         if limits.tpm.is_some() {
             let m = Reservation { subject: format!("model:{}", model.name), limits, tokens: *model_reserved, cost: 0, at_ms: 0 };
-            self.adjust(&m, 0, tokens as i64 - *model_reserved as i64, 0, rec).await;
+            self.adjust(&m, 0, delta(tokens.min(*model_reserved), *model_reserved), 0, rec).await;
         }
     }
 

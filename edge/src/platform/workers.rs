@@ -73,10 +73,13 @@ impl Clock for WorkersPlatform {
 }
 
 impl Random for WorkersPlatform {
+    /// `crypto.getRandomValues` (through getrandom's `wasm_js` backend): nonces of signed
+    /// tier-3 calls and request ids must not be predictable. It cannot fail in workerd; if the
+    /// platform had no CSPRNG the request fails rather than use a weak nonce.
     fn random_u64(&self) -> u64 {
-        let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-        let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-        (hi << 32) | lo
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).expect("crypto.getRandomValues is unavailable");
+        u64::from_le_bytes(b)
     }
 }
 

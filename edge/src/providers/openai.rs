@@ -16,6 +16,11 @@ pub fn encode(
 ) -> Result<Encoded, GatewayError> {
     let mut body = chat.raw.clone();
     body.insert("model".into(), Value::String(model.upstream_model.clone()));
+    // The reservation assumed `max_output_tokens` when the caller set no cap: send that cap, so
+    // the provider cannot bill past what the budget reserved.
+    if !body.contains_key("max_tokens") && !body.contains_key("max_completion_tokens") {
+        body.insert(output_cap_field(model).into(), Value::from(model.max_output_tokens));
+    }
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("authorization".into(), format!("Bearer {key}")));
@@ -25,6 +30,17 @@ pub fn encode(
         detail: format!("encoding request: {e}"),
     })?;
     Ok((format!("{}/chat/completions", model.base_url), headers, bytes))
+}
+
+/// OpenAI's own API takes `max_completion_tokens` (its reasoning models refuse `max_tokens`);
+/// the OpenAI-compatible servers (vLLM, llama.cpp, Ollama, TGI) all read `max_tokens`.
+fn output_cap_field(model: &Model) -> &'static str {
+    let host = model.base_url.split("://").nth(1).unwrap_or_default().split(['/', ':']).next().unwrap_or_default();
+    if host.eq_ignore_ascii_case("api.openai.com") {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    }
 }
 
 pub fn decode(body: &[u8]) -> Result<Value, AttemptError> {
@@ -75,6 +91,26 @@ impl StreamPassthrough {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_request_carries_the_output_cap_the_reservation_assumed() {
+        let config = crate::config::Config::bundled().expect("bundled");
+        let body = |m: &str, extra: serde_json::Value| {
+            let mut req = serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}]});
+            req.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+            let chat = ParsedChat::from_slice(req.to_string().as_bytes()).expect("valid");
+            let (_, _, bytes) = encode(&config.models[m], &chat, None).expect("encodes");
+            serde_json::from_slice::<Value>(&bytes).expect("json")
+        };
+        let cloud = body("gpt-4o-mini", serde_json::json!({}));
+        assert_eq!(cloud["max_completion_tokens"], config.models["gpt-4o-mini"].max_output_tokens);
+        assert!(cloud.get("max_tokens").is_none());
+        let local = body("local-llama", serde_json::json!({}));
+        assert_eq!(local["max_tokens"], config.models["local-llama"].max_output_tokens);
+        // The caller's own cap is kept as sent.
+        assert_eq!(body("gpt-4o-mini", serde_json::json!({"max_tokens": 7}))["max_tokens"], 7);
+        assert!(body("local-llama", serde_json::json!({"max_completion_tokens": 9})).get("max_tokens").is_none());
+    }
 
     fn ev(data: &str) -> Event {
         Event { event: "message".into(), data: data.into(), id: String::new(), retry: None }
