@@ -25,8 +25,11 @@ use crate::router::Decision;
 
 /// Bytes of an upstream error body we read to find its message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-/// Upper bound of a non-streaming upstream response.
-const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
+/// Upper bound of a non-streaming upstream response: it is parsed into a JSON value (several
+/// times its size in memory) inside a 128 MB isolate. A 16k-token completion is ~64 KB.
+const MAX_RESPONSE_BODY: usize = 4 * 1024 * 1024;
+/// Upper bound of one upstream SSE event (the decoder buffers an event until its blank line).
+const MAX_SSE_EVENT: usize = 1024 * 1024;
 
 pub type SseStream = Pin<Box<dyn Stream<Item = Bytes>>>;
 
@@ -217,6 +220,34 @@ pub(crate) async fn read_body(mut body: ByteStream, limit: usize) -> Result<Byte
     Ok(buf.freeze())
 }
 
+/// Ends the stream with an error once an event grows past `max` bytes without its closing blank
+/// line, so a provider cannot make the decoder buffer without bound.
+fn bounded_events(body: ByteStream, max: usize) -> ByteStream {
+    let mut since_boundary = 0usize;
+    let mut newline = false;
+    let mut failed = false;
+    Box::pin(body.map(move |chunk| {
+        let chunk = chunk?;
+        if failed {
+            return Err(FetchError::Body("stream already failed".into()));
+        }
+        for &b in chunk.iter() {
+            match b {
+                b'\n' if newline => since_boundary = 0,
+                b'\n' => newline = true,
+                b'\r' => {}
+                _ => newline = false,
+            }
+            since_boundary += 1;
+        }
+        if since_boundary > max {
+            failed = true;
+            return Err(FetchError::Body(format!("an event of the provider's stream is larger than {max} bytes")));
+        }
+        Ok(chunk)
+    }))
+}
+
 type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<FetchError>>>>>;
 
 struct Pump<C> {
@@ -282,7 +313,7 @@ async fn open_stream<P: Platform>(
     key: Option<&str>,
 ) -> Result<SseStream, Failure> {
     let mut pump = Pump {
-        events: Box::pin(body.eventsource()),
+        events: Box::pin(bounded_events(body, MAX_SSE_EVENT).eventsource()),
         translator: model.provider.stream_translator(chat, p.now_ms() / 1000),
         clock: p.clone(),
         idle_ms: limit,
@@ -313,4 +344,23 @@ async fn open_stream<P: Platform>(
         }
     });
     Ok(Box::pin(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(chunks: Vec<&'static [u8]>, max: usize) -> Vec<Result<Bytes, FetchError>> {
+        let body: ByteStream = Box::pin(futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))));
+        futures::executor::block_on(bounded_events(body, max).collect())
+    }
+
+    #[test]
+    fn an_event_past_the_bound_ends_the_stream() {
+        let ok = collect(vec![b"data: 1234\n\n", b"data: 56", b"78\r\n\r\ndata: x\n\n"], 16);
+        assert!(ok.iter().all(Result::is_ok), "events under the bound pass, across chunks and CRLF");
+        let out = collect(vec![b"data: 1234\n", b"data: 5678\n", b"data: 9012\n", b"data: x\n\n"], 16);
+        assert!(matches!(&out[1], Err(FetchError::Body(m)) if m.contains("larger than 16 bytes")), "{out:?}");
+        assert!(out[2..].iter().all(Result::is_err), "nothing after the failure");
+    }
 }
