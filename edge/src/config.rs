@@ -464,6 +464,15 @@ fn validate_model(
             Locality::Cloud
         }
     };
+    // Prompts to a cloud provider, and any provider key, travel only over TLS (plain http only
+    // to a loopback address: a local server on this machine, or the tests' mock).
+    if scheme_ok && base_url.starts_with("http://") && !is_loopback_url(&base_url) {
+        if locality == Locality::Cloud {
+            p.push(at("base_url"), "a cloud model must use https (plain http only to a loopback address; a server on your network is `locality: local`)");
+        } else if api_key.is_some() {
+            p.push(at("base_url"), "a provider key is sent only over https (plain http only to a loopback address)");
+        }
+    }
     if m.context_window == Some(0) {
         p.push(at("context_window"), "must be greater than 0");
     }

@@ -48,3 +48,23 @@ fn literal_key_is_refused_without_echoing_it() {
     let err = Config::from_yaml(&text).expect_err("invalid").to_string();
     assert!(!err.contains("sk-proj"), "{err}");
 }
+
+#[test]
+fn cloud_models_and_provider_keys_need_tls() {
+    let yaml = |model: &str| {
+        format!(
+            "models:\n  m: {model}\ncapabilities:\n  general: {{ route: general }}\nroutes:\n  general: {{ models: [m] }}\nrouter: {{ default_route: general }}\nkeys:\n  k: {{ hash: \"sha256:0000000000000000000000000000000000000000000000000000000000000001\" }}\n"
+        )
+    };
+    let err = |model: &str| Config::from_yaml(&yaml(model)).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = err(r#"{ provider: openai, base_url: "http://api.example.net/v1", capabilities: [general] }"#);
+    assert!(e.contains("a cloud model must use https"), "{e}");
+    assert!(err(r#"{ provider: openai, base_url: "http://10.0.0.7:8000/v1", locality: local, api_key: "secret:VLLM_KEY", capabilities: [general] }"#).contains("a provider key is sent only over https"));
+    for ok in [
+        r#"{ provider: openai, base_url: "https://api.example.net/v1", api_key: "secret:K", capabilities: [general] }"#,
+        r#"{ provider: openai, base_url: "http://10.0.0.7:8000/v1", locality: local, capabilities: [general] }"#,
+        r#"{ provider: openai, base_url: "http://127.0.0.1:8000/v1", api_key: "secret:K", capabilities: [general] }"#,
+    ] {
+        assert_eq!(err(ok), "", "{ok}");
+    }
+}
