@@ -135,10 +135,9 @@ impl Ledger for SpinPlatform {
         let key = format!("ledger:{subject}");
         let mut cas = atomics::Cas::new(&bucket, &key).map_err(kv)?;
         for _ in 0..CAS_ATTEMPTS {
-            let mut state: LedgerState = match cas.current().map_err(kv)? {
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| KvError(format!("{key}: {e}")))?,
-                None => LedgerState::default(),
-            };
+            let current = cas.current().map_err(kv)?;
+            let text = current.as_deref().map(|b| std::str::from_utf8(b).map_err(|_| KvError(format!("{key}: stored counters are not UTF-8")))).transpose()?;
+            let mut state = LedgerState::load(text).map_err(|e| KvError(format!("{key}: {e}")))?;
             let reply = state.apply(self.now_ms(), op);
             let bytes = serde_json::to_vec(&state).map_err(|e| KvError(e.to_string()))?;
             match atomics::swap(cas, &bytes) {

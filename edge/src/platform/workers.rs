@@ -153,7 +153,11 @@ impl DurableObject for LedgerObject {
         };
         if self.cache.borrow().is_none() {
             let stored: Option<String> = self.state.storage().get("state").await?;
-            let loaded = stored.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            // Corrupt counters deny (the edge answers 500 and logs), never reset to zero.
+            let loaded = match LedgerState::load(stored.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return worker::Response::error(format!("ledger: {e}"), 500),
+            };
             // Another event may have loaded it while we awaited storage.
             self.cache.borrow_mut().get_or_insert(loaded);
         }

@@ -225,8 +225,32 @@ pub fn month_index(ms: u64) -> u64 {
     (y * 12 + m - 1) as u64
 }
 
+impl LedgerState {
+    /// Counters as stored (JSON) by a platform's ledger: none stored is a fresh state, but a
+    /// value that does not parse is an error, never a silent reset (that would hand a spent
+    /// budget back): the caller denies the request and logs.
+    pub fn load(stored: Option<&str>) -> Result<Self, String> {
+        match stored {
+            None => Ok(Self::default()),
+            Some(s) => serde_json::from_str(s).map_err(|e| format!("stored counters are corrupt ({e}); delete them to reset")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn corrupt_stored_counters_are_an_error_not_a_reset() {
+        assert_eq!(LedgerState::load(None), Ok(LedgerState::default()));
+        let mut st = LedgerState::default();
+        st.apply(0, &Op::Adjust { limits: Limits::default(), requests: 1, tokens: 10, cost: 5, reserved_ms: 0 });
+        let json = serde_json::to_string(&st).expect("json");
+        assert_eq!(LedgerState::load(Some(&json)), Ok(st));
+        let e = LedgerState::load(Some("{\"requests\": 17")).expect_err("truncated");
+        assert!(e.contains("corrupt"), "{e}");
+        assert!(LedgerState::load(Some("null")).is_err());
+    }
+
     use super::*;
 
     const T0: u64 = 1_764_028_800_000; // 2025-11-25T00:00:00Z
