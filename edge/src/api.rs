@@ -204,6 +204,40 @@ pub struct ParsedChat {
     pub raw: Map<String, Value>,
 }
 
+/// Bounds on how many items a request may carry (the body limit bounds bytes; these bound the
+/// work and memory per item). OpenAI's own limits where it has them: 128 tools, `n` up to 128.
+pub const MAX_MESSAGES: usize = 2_048;
+pub const MAX_PARTS: usize = 256;
+pub const MAX_TOOL_CALLS: usize = 128;
+pub const MAX_TOOLS: usize = 128;
+pub const MAX_N: u32 = 128;
+
+fn check_counts(r: &ChatRequest) -> Result<(), GatewayError> {
+    let too_many = |what: &str, max: usize, param: String| {
+        Err(GatewayError::bad_request(format!("Too many {what}: at most {max} are allowed."), Some(&param)))
+    };
+    if r.messages.len() > MAX_MESSAGES {
+        return too_many("messages", MAX_MESSAGES, "messages".into());
+    }
+    for (i, m) in r.messages.iter().enumerate() {
+        if let Some(Content::Parts(parts)) = &m.content {
+            if parts.len() > MAX_PARTS {
+                return too_many("content parts in one message", MAX_PARTS, format!("messages[{i}].content"));
+            }
+        }
+        if m.tool_calls.as_ref().is_some_and(|c| c.len() > MAX_TOOL_CALLS) {
+            return too_many("tool calls in one message", MAX_TOOL_CALLS, format!("messages[{i}].tool_calls"));
+        }
+    }
+    if r.tools.as_ref().is_some_and(|t| t.len() > MAX_TOOLS) {
+        return too_many("tools", MAX_TOOLS, "tools".into());
+    }
+    if r.n.is_some_and(|n| n == 0 || n > MAX_N) {
+        return Err(GatewayError::bad_request(format!("'n' must be between 1 and {MAX_N}."), Some("n")));
+    }
+    Ok(())
+}
+
 impl ParsedChat {
     /// Parses and checks a chat-completions body. Errors name the offending field.
     pub fn from_slice(body: &[u8]) -> Result<Self, GatewayError> {
@@ -235,6 +269,7 @@ impl ParsedChat {
         if request.model.trim().is_empty() {
             return Err(GatewayError::bad_request("'model' must not be empty.", Some("model")));
         }
+        check_counts(&request)?;
         Ok(Self { request, raw })
     }
 
@@ -292,6 +327,27 @@ mod tests {
         assert_eq!(parse(r#"{"model":"auto","messages":[]}"#).expect_err("e").to_json()["error"]["param"], "messages");
         assert_eq!(parse("[1]").expect_err("e").status(), 400);
         assert_eq!(parse("{not json").expect_err("e").status(), 400);
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        let msgs = |n: usize| serde_json::json!({"model": "auto", "messages": vec![serde_json::json!({"role": "user", "content": "x"}); n]}).to_string();
+        assert!(parse(&msgs(MAX_MESSAGES)).is_ok());
+        let e = parse(&msgs(MAX_MESSAGES + 1)).expect_err("too many");
+        assert_eq!((e.status(), e.to_json()["error"]["param"].as_str()), (400, Some("messages")));
+        let parts = vec![serde_json::json!({"type": "text", "text": "x"}); MAX_PARTS + 1];
+        let e = parse(&serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": parts}]}).to_string()).expect_err("parts");
+        assert_eq!(e.to_json()["error"]["param"], "messages[0].content");
+        let call = serde_json::json!({"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}});
+        let body = serde_json::json!({"model": "auto", "messages": [{"role": "assistant", "content": null, "tool_calls": vec![call; MAX_TOOL_CALLS + 1]}]});
+        assert_eq!(parse(&body.to_string()).expect_err("calls").to_json()["error"]["param"], "messages[0].tool_calls");
+        let tool = serde_json::json!({"type": "function", "function": {"name": "f"}});
+        let body = serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": "x"}], "tools": vec![tool; MAX_TOOLS + 1]});
+        assert_eq!(parse(&body.to_string()).expect_err("tools").to_json()["error"]["param"], "tools");
+        for n in [0, MAX_N + 1] {
+            let body = serde_json::json!({"model": "auto", "n": n, "messages": [{"role": "user", "content": "x"}]});
+            assert_eq!(parse(&body.to_string()).expect_err("n").to_json()["error"]["param"], "n");
+        }
     }
 
     #[test]
