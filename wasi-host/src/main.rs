@@ -51,6 +51,13 @@ enum Command {
         /// Finished instances kept for reuse.
         #[arg(long, default_value_t = 4)]
         idle_instances: usize,
+        /// Seconds a request may run in the guest, streaming included; past it the instance traps.
+        #[arg(long, default_value_t = 300)]
+        deadline_secs: u64,
+        /// Linear memory one instance may use, in MiB; growing past it traps. (Workers allow 128 MB
+        /// an isolate; the gateway with tier 2 loaded uses about 100 MiB.)
+        #[arg(long, default_value_t = 256)]
+        max_memory_mib: usize,
     },
     /// Serve the tier-3 classifier (`POST /v1/classify`, signed by the edge).
     Classify {
@@ -140,7 +147,7 @@ fn pairs(items: &[String], what: &str) -> Result<HashMap<String, String>> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { component, listen, kv, vars, max_concurrency, dirs, instance_reuse, idle_instances } => {
+        Command::Serve { component, listen, kv, vars, max_concurrency, dirs, instance_reuse, idle_instances, deadline_secs, max_memory_mib } => {
             let dirs = dirs
                 .iter()
                 .map(|d| match d.split_once("::") {
@@ -160,6 +167,8 @@ fn main() -> Result<()> {
                 dirs,
                 instance_reuse,
                 idle_instances,
+                deadline: std::time::Duration::from_secs(deadline_secs.max(1)),
+                max_memory_bytes: max_memory_mib.saturating_mul(1024 * 1024),
             }))
         }
         Command::Classify {

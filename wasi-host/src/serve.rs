@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -39,6 +39,8 @@ pub struct RequestState {
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
     pub spin: Arc<SpinConfig>,
+    /// The instance's memory cap (linear memories and tables).
+    pub limits: StoreLimits,
 }
 
 impl WasiView for RequestState {
@@ -63,7 +65,15 @@ pub struct ServeOptions {
     /// Requests one instance may serve (1: a fresh instance per request).
     pub instance_reuse: u32,
     pub idle_instances: usize,
+    /// Wall-clock budget of one request in the guest (epoch interruption traps a guest still
+    /// running past it; streaming responses included).
+    pub deadline: Duration,
+    /// Linear memory one instance may grow to.
+    pub max_memory_bytes: usize,
 }
+
+/// Epoch tick of `serve`'s deadline.
+const TICK: Duration = Duration::from_millis(100);
 
 struct Server {
     pre: ProxyPre<RequestState>,
@@ -72,6 +82,8 @@ struct Server {
     dirs: Vec<(PathBuf, String)>,
     instance_reuse: u32,
     idle_instances: usize,
+    deadline_ticks: u64,
+    max_memory_bytes: usize,
     idle: Mutex<Vec<Idle>>,
     /// Signalled when an instance goes back to the pool.
     returned: tokio::sync::Notify,
@@ -90,8 +102,16 @@ struct Idle {
 pub async fn run(opts: ServeOptions) -> Result<()> {
     let mut config = Config::new();
     // The gateway component needs no GC proposal; this build carries no collector.
-    config.wasm_gc(false).gc_support(false);
+    config.wasm_gc(false).gc_support(false).epoch_interruption(true);
     let engine = Engine::new(&config).map_err(wt)?;
+    let ticker = engine.weak();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(TICK);
+        match ticker.upgrade() {
+            Some(e) => e.increment_epoch(),
+            None => break,
+        }
+    });
     let started = std::time::Instant::now();
     let component = Component::from_file(&engine, &opts.component)
         .map_err(wt)
@@ -110,6 +130,8 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         dirs: opts.dirs,
         instance_reuse: opts.instance_reuse.max(1),
         idle_instances: opts.idle_instances,
+        deadline_ticks: u64::try_from(opts.deadline.as_millis() / TICK.as_millis()).unwrap_or(u64::MAX).max(1),
+        max_memory_bytes: opts.max_memory_bytes,
         idle: Mutex::new(Vec::new()),
         returned: tokio::sync::Notify::new(),
     });
@@ -128,7 +150,14 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
-                async move { server.handle(req).await }
+                async move {
+                    // A failed instance (a trap: the deadline, the memory cap) answers 500 and is
+                    // logged, rather than dropping the connection.
+                    Ok::<_, std::convert::Infallible>(server.handle(req).await.unwrap_or_else(|e| {
+                        eprintln!("wasi-host: request failed: {e:#}");
+                        instance_failed()
+                    }))
+                }
             });
             if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
                 eprintln!("wasi-host: connection from {peer}: {e}");
@@ -139,6 +168,16 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
     let all = u32::try_from(opts.max_concurrency).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), server.permits.acquire_many(all)).await;
     Ok(())
+}
+
+/// The OpenAI-shaped 500 for a request whose instance failed.
+fn instance_failed() -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt;
+    let body = r#"{"error":{"message":"The gateway instance failed while serving this request (see the host's log).","type":"server_error","param":null,"code":"instance_failed"}}"#;
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync());
+    *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    resp
 }
 
 pub(crate) async fn shutdown_signal() {
@@ -166,10 +205,14 @@ impl Server {
                 .map_err(wt)
                 .with_context(|| format!("mounting {} at {guest}", host.display()))?;
         }
-        Ok(Store::new(
+        let limits = StoreLimitsBuilder::new().memory_size(self.max_memory_bytes).trap_on_grow_failure(true).build();
+        let mut store = Store::new(
             self.pre.engine(),
-            RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new(), spin: self.spin.clone() },
-        ))
+            RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new(), spin: self.spin.clone(), limits },
+        );
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        Ok(store)
     }
 
     fn take_idle(&self) -> Option<Idle> {
@@ -204,6 +247,8 @@ impl Server {
             Some(i) => (i.store, Some(i.proxy), i.served),
             None => (self.new_store()?, None, 0),
         };
+        // Each request gets the whole deadline, also in a reused instance.
+        store.set_epoch_deadline(self.deadline_ticks);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(wt)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
