@@ -403,9 +403,7 @@ fn obfuscated(text: &[u8], i: usize, word: &[u8], sym: u8, words: bool) -> Optio
         while rest.get(j) == Some(&b' ') {
             j += 1;
         }
-        let inner_ok = rest.len() >= j + word.len() && (rest[j..j + word.len()].eq_ignore_ascii_case(word) || (rest[j] == sym && word.len() == 1));
-        let inner_ok = inner_ok || rest.get(j) == Some(&sym);
-        if inner_ok {
+        if rest.get(j..j + word.len()).is_some_and(|w| w.eq_ignore_ascii_case(word)) || rest.get(j) == Some(&sym) {
             let mut k = j + if rest.get(j) == Some(&sym) { 1 } else { word.len() };
             while rest.get(k) == Some(&b' ') {
                 k += 1;
@@ -432,8 +430,8 @@ const BARE_TLDS: [&str; 26] = [
 /// and `name at example dot com` as `name@example.com`. `None` when there is nothing to rewrite.
 fn deobfuscate_emails(text: &str) -> Option<String> {
     let b = text.as_bytes();
-    let lower = b.to_ascii_lowercase();
-    if !(lower.windows(2).any(|w| w == b"at") || lower.windows(3).any(|w| w == b" @ ")) {
+    // Runs on every string a request carries: a quick look without allocating first.
+    if !(b.windows(2).any(|w| w.eq_ignore_ascii_case(b"at")) || b.windows(3).any(|w| w == b" @ ")) {
         return None;
     }
     let label = |s: &[u8]| s.iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_').count();
