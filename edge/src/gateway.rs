@@ -25,6 +25,8 @@ use crate::proxy::SseStream;
 mod chat;
 pub mod escalate;
 mod semantic;
+#[cfg(test)]
+mod tests;
 
 pub type InboundBody = Pin<Box<dyn Stream<Item = Result<Bytes, FetchError>>>>;
 

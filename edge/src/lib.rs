@@ -19,6 +19,7 @@
 //! - `platform`: the traits where platforms differ, and the two thin shells:
 //!   `platform/workers.rs` (Cloudflare Workers) and `platform/spin.rs` (Fermyon Spin).
 //! - `error`: one error type, who is to blame, OpenAI-shaped JSON.
+//! - `testing` (feature `testing`): the in-memory platform the behaviour tests run on.
 
 pub mod api;
 pub mod audit;
@@ -32,6 +33,8 @@ pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod router;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use config::Config;
 pub use gateway::Gateway;

@@ -3,7 +3,7 @@
 //!
 //! Each trait is a couple of methods. Futures are not `Send`: Workers futures are
 //! single-threaded. The Workers and Spin shells (`platform/workers.rs`, `platform/spin.rs`)
-//! implement them; tests implement them in memory.
+//! implement them; `crate::testing::MemoryPlatform` implements them in memory for the tests.
 
 use std::fmt;
 use std::future::Future;
