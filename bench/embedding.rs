@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use llm_gateway::router::embed::Embedder;
+use llm_gateway::tiers::embed::Embedder;
 use llm_gateway::Config;
 
 /// Truncated to exactly N tokens by the embedder (`max_tokens`); shared with embedding_ort.py.

@@ -23,6 +23,10 @@ use crate::platform::{FetchError, Platform};
 use crate::proxy::SseStream;
 
 mod chat;
+mod counters;
+mod keys;
+mod routing;
+mod stream_audit;
 pub mod escalate;
 mod semantic;
 #[cfg(test)]
@@ -126,7 +130,7 @@ impl Gateway {
         }
         rec.status = resp.status;
         match (resp.body, finish) {
-            (Body::Stream(s), Some(finish)) => resp.body = Body::Stream(chat::audited(s, finish, rec)),
+            (Body::Stream(s), Some(finish)) => resp.body = Body::Stream(stream_audit::audited(s, finish, rec)),
             (body, _) => {
                 resp.body = body;
                 p.log(&rec.to_json(p.now_ms()));
@@ -141,7 +145,7 @@ impl Gateway {
         req: Request,
         request_id: &str,
         rec: &mut Record,
-    ) -> Result<(Response, Option<chat::Finish<P>>), GatewayError> {
+    ) -> Result<(Response, Option<counters::Finish<P>>), GatewayError> {
         let path = req.path.split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
         let allowed = match path.as_str() {
             "/v1/chat/completions" | "/chat/completions" | "/v1/route" => "POST",
@@ -161,11 +165,11 @@ impl Gateway {
                 None,
             )),
             "/v1/models" | "/models" => {
-                let key = chat::authenticate(&self.shared, p, &config, &req.headers).await?;
+                let key = keys::authenticate(&self.shared, p, &config, &req.headers).await?;
                 rec.key = Some(key.name.clone());
                 Ok((Response::json(200, &models(&config, &key)), None))
             }
-            "/v1/route" => Ok((chat::explain(&self.shared, p, config, req, rec).await?, None)),
+            "/v1/route" => Ok((routing::explain(&self.shared, p, config, req, rec).await?, None)),
             _ => chat::chat(&self.shared, p, config, req, rec).await,
         }
     }

@@ -8,16 +8,20 @@
 //! - `config`: the one YAML file, parsed then validated into `Config`; `config::store` swaps in a
 //!   KV copy at run time.
 //! - `api`: OpenAI request types (typed view + the caller's JSON, passed through).
-//! - `router`: the cascade that picks a route; `router::keyword` is tier 1, `router::embed` (the
-//!   MiniLM model in tract) and `router::intents` (cosine against the YAML's examples) tier 2.
+//! - `router`: the cascade that picks a route over the tiers' verdicts.
+//! - `tiers`: the classifiers themselves: `tiers::keyword` is tier 1, `tiers::embed` (the MiniLM
+//!   model in tract), `tiers::head` (the trained head) and `tiers::intents` (the YAML's examples)
+//!   tier 2.
 //! - `models`: how the model files are chunked into Workers KV.
-//! - `policy`: the key's allow-lists, data residency (`policy::pii`), cost caps; `policy::ledger`
-//!   is the rate-limit and budget state machine, `policy::cost` the token and price arithmetic.
+//! - `policy`: the key's allow-lists, data residency (`policy::pii`), cost caps; `policy::cost`
+//!   the token and price arithmetic.
+//! - `ledger`: the rate-limit and budget state machine the platforms' counters apply.
 //! - `audit`: the one structured record per request.
 //! - `proxy`: attempts, retries, `Retry-After`, fallback, the SSE pump.
 //! - `providers`: encode/decode per provider, no I/O (`openai`, `anthropic`).
-//! - `platform`: the traits where platforms differ, and the two thin shells:
-//!   `platform/workers.rs` (Cloudflare Workers) and `platform/spin.rs` (Fermyon Spin).
+//! - `platform`: the traits where platforms differ.
+//! - `shells`: the two thin shells, `shells/workers.rs` (Cloudflare Workers) and
+//!   `shells/spin.rs` (Fermyon Spin).
 //! - `error`: one error type, who is to blame, OpenAI-shaped JSON.
 //! - `testing` (feature `testing`): the in-memory platform the behaviour tests run on.
 
@@ -27,12 +31,15 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod ledger;
 pub mod models;
 pub mod platform;
 pub mod policy;
 pub mod providers;
 pub mod proxy;
 pub mod router;
+pub mod shells;
+pub mod tiers;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -2,7 +2,7 @@
 //! counters, logs.
 //!
 //! Each trait is a couple of methods. Futures are not `Send`: Workers futures are
-//! single-threaded. The Workers and Spin shells (`platform/workers.rs`, `platform/spin.rs`)
+//! single-threaded. The Workers and Spin shells (`shells/workers.rs`, `shells/spin.rs`)
 //! implement them; `crate::testing::MemoryPlatform` implements them in memory for the tests.
 
 use std::fmt;
@@ -11,12 +11,6 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures::Stream;
-
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-pub mod workers;
-
-#[cfg(target_os = "wasi")]
-pub mod spin;
 
 /// A response body arriving in chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, FetchError>>>>;
@@ -100,7 +94,7 @@ pub trait Secrets {
 /// Rate-limit and budget counters shared by every instance: a Durable Object per subject on
 /// Workers, compare-and-swap on the key-value store on Spin. Applies `op` atomically.
 pub trait Ledger {
-    fn ledger(&self, subject: &str, op: &crate::policy::ledger::Op) -> impl Future<Output = Result<crate::policy::ledger::Reply, KvError>>;
+    fn ledger(&self, subject: &str, op: &crate::ledger::Op) -> impl Future<Output = Result<crate::ledger::Reply, KvError>>;
 }
 
 /// One structured JSON line to the platform's log (Workers logs, Spin/host stderr).

@@ -18,7 +18,6 @@
 //! The money and tokens to reserve are the worst case over the models left (see `ledger.rs`).
 
 pub mod cost;
-pub mod ledger;
 pub mod pii;
 
 use crate::api::ParsedChat;

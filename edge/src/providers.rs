@@ -16,31 +16,9 @@ use crate::platform::UpstreamRequest;
 /// An encoded upstream request: URL, headers (credentials included), body.
 pub type Encoded = (String, Vec<(String, String)>, Vec<u8>);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// OpenAI and every server speaking its API: vLLM, llama.cpp, Ollama, TGI, LM Studio.
-    OpenAi,
-    Anthropic,
-}
+pub use crate::config::ProviderKind;
 
 impl ProviderKind {
-    pub const NAMES: [&'static str; 2] = ["openai", "anthropic"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "openai" => Some(Self::OpenAi),
-            "anthropic" => Some(Self::Anthropic),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-        }
-    }
-
     /// Builds the upstream request. Fails only when the request cannot be expressed for this
     /// provider (a client error, not worth a fallback).
     pub fn encode(self, model: &Model, chat: &ParsedChat, api_key: Option<&str>) -> Result<UpstreamRequest, GatewayError> {

@@ -3,32 +3,17 @@
 //! A request names a concrete model (served by it alone), a route from the YAML, or a router
 //! alias (`auto`) that runs the cascade. The cascade asks each tier in order and stops at the
 //! first verdict at or above that tier's confidence threshold; with none, the default route
-//! serves and the best guess is still reported. Built tiers: keyword (`router/keyword.rs`),
-//! embedding (`router/embed.rs` runs the model, `router/intents.rs` decides), and the
+//! serves and the best guess is still reported. Built tiers: keyword (`tiers/keyword.rs`),
+//! embedding (`tiers/embed.rs` runs the model, `tiers/intents.rs` decides), and the
 //! classifier host (tier 3, asked over HTTP by `gateway/escalate.rs` when tiers 1-2 fall
 //! through; its answer is folded in by [`apply_classifier`]). A confident keyword verdict skips
 //! the embedding; the embedding runs only for router aliases.
 
-#[cfg(feature = "embedding")]
-pub mod embed;
-pub mod head;
-pub mod intents;
-pub mod keyword;
-
 use crate::api::ParsedChat;
 use crate::config::{ClassifierTierConfig, Config};
 use crate::error::GatewayError;
-
-/// What one tier concluded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TierVerdict {
-    pub capability: String,
-    pub route: String,
-    /// 0..=1.
-    pub confidence: f64,
-    /// Every capability the tier scored, best first.
-    pub scores: Vec<(String, f64)>,
-}
+use crate::tiers::intents;
+pub use crate::tiers::TierVerdict;
 
 /// How the route was decided; rendered in `x-gateway-tier`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,7 @@ use crate::gateway::{Body, InboundBody, Request, Response};
 use crate::platform::{
     Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse,
 };
-use crate::policy::ledger::{LedgerState, Op, Reply};
+use crate::ledger::{LedgerState, Op, Reply};
 
 /// What a scripted upstream does with one request.
 #[derive(Clone, Debug)]

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use llm_gateway::router::embed::Embedder;
-use llm_gateway::router::intents::dot;
+use llm_gateway::tiers::embed::Embedder;
+use llm_gateway::tiers::intents::dot;
 use serde_json::Value;
 
 fn model_dir() -> PathBuf {

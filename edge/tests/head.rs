@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use llm_gateway::api::ParsedChat;
-use llm_gateway::router::embed::Embedder;
-use llm_gateway::router::intents::{IntentIndex, SemanticVerdict};
+use llm_gateway::tiers::embed::Embedder;
+use llm_gateway::tiers::intents::{IntentIndex, SemanticVerdict};
 use llm_gateway::router::{self, SemanticTier, Tier, Tier2};
 use llm_gateway::Config;
 
@@ -90,7 +90,7 @@ fn the_detector_overrides_a_confident_keyword() {
     // Below the detector's threshold the keyword decides (the trace still shows the screen).
     let d = router::decide(&config, &chat("Refactor this Rust function to use iterators instead of a for loop."), Tier2::Ready(&live)).expect("decision");
     let screen = &d.trace[1];
-    let threshold = f64::from(llm_gateway::router::head::Head::bundled().expect("head").sensitive_threshold);
+    let threshold = f64::from(llm_gateway::tiers::head::Head::bundled().expect("head").sensitive_threshold);
     assert!(screen.sensitive_probability.is_some_and(|p| p < threshold), "{d:?}");
     assert_eq!((d.tier, d.capability.as_deref()), (Tier::Keyword, Some("code")), "{d:?}");
 }

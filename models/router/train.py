@@ -18,7 +18,7 @@
    predictions with the examples of --config (the bundled edge/gateway.yaml): the largest
    weight within 0.5 points of the best cross-validated accuracy.
 5. Fits the final head on all rows and writes it in the gateway's head format (see
-   edge/src/router/head.rs): magic, dims, labels, temperature, sensitive threshold, example
+   edge/src/tiers/head.rs): magic, dims, labels, temperature, sensitive threshold, example
    weight, corpus sha256, W (f32 LE, row per label), b.
 
 Nothing here reads the validation set.
@@ -143,7 +143,7 @@ def main():
         P = tp / (tp + fp) if tp + fp else 0.0
         R = tp / (tp + fn) if tp + fn else 0.0
         per_class[lab] = {"n": int((y == i).sum()), "precision": round(P, 3), "recall": round(R, 3), "f1": round(2 * P * R / (P + R) if P + R else 0.0, 3)}
-    # The YAML examples' evidence, blended as the gateway blends it (router/intents.rs).
+    # The YAML examples' evidence, blended as the gateway blends it (tiers/intents.rs).
     cfg = yaml.safe_load(open(args.config))
     intents = cfg["router"]["embedding"].get("intents", [])
     ex_texts = [e for i in intents for e in i["examples"]]

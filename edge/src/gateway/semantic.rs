@@ -9,7 +9,7 @@ use std::rc::Rc;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::platform::Platform;
-use crate::router::intents::{EmbeddingTierConfig, SemanticVerdict};
+use crate::tiers::intents::{EmbeddingTierConfig, SemanticVerdict};
 use crate::router::SemanticTier;
 
 const RETRY_MS: u64 = 30_000;
@@ -34,9 +34,9 @@ enum State {
 pub struct Loaded {
     key: String,
     #[cfg(feature = "embedding")]
-    embedder: crate::router::embed::Embedder,
+    embedder: crate::tiers::embed::Embedder,
     #[cfg(feature = "embedding")]
-    index: crate::router::intents::IntentIndex,
+    index: crate::tiers::intents::IntentIndex,
 }
 
 impl SemanticTier for Loaded {
@@ -98,8 +98,8 @@ async fn load<P: Platform>(_p: P, _cfg: EmbeddingTierConfig, _key: String) -> Re
 
 #[cfg(feature = "embedding")]
 async fn load<P: Platform>(p: P, cfg: EmbeddingTierConfig, key: String) -> Result<Rc<Loaded>, String> {
-    use crate::router::embed::Embedder;
-    use crate::router::intents::{dot, text_key, IntentIndex, VectorFile};
+    use crate::tiers::embed::Embedder;
+    use crate::tiers::intents::{dot, text_key, IntentIndex, VectorFile};
 
     let started = p.now_ms();
     let file = |name: String| {

@@ -22,32 +22,9 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PiiClass {
-    Card,
-    Iban,
-    Ssn,
-    Email,
-    Phone,
-}
+pub use crate::config::PiiClass;
 
 impl PiiClass {
-    pub const ALL: [PiiClass; 5] = [Self::Card, Self::Iban, Self::Ssn, Self::Email, Self::Phone];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Card => "card",
-            Self::Iban => "iban",
-            Self::Ssn => "ssn",
-            Self::Email => "email",
-            Self::Phone => "phone",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
     fn find(self, text: &[u8]) -> Vec<Range<usize>> {
         match self {
             Self::Card => cards(text),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use llm_gateway::router::intents::EmbeddingTierConfig;
+use llm_gateway::tiers::intents::EmbeddingTierConfig;
 use llm_gateway::router::ClassifierAnswer;
 use llm_gateway::Config;
 use serde_json::{json, Value};

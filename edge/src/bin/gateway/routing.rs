@@ -6,8 +6,9 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use llm_gateway::api::ParsedChat;
 use llm_gateway::policy;
-use llm_gateway::router::{self, embed::Embedder, SemanticTier, Tier2};
-use llm_gateway::router::intents::{text_key, EmbeddingTierConfig, IntentIndex, SemanticVerdict, VectorFile};
+use llm_gateway::router::{self, SemanticTier, Tier2};
+use llm_gateway::tiers::embed::Embedder;
+use llm_gateway::tiers::intents::{text_key, EmbeddingTierConfig, IntentIndex, SemanticVerdict, VectorFile};
 
 use crate::report;
 use llm_gateway::Config;

@@ -23,7 +23,7 @@ use wasi::clocks::{monotonic_clock, wall_clock};
 
 use crate::gateway::{Body, Gateway, Request};
 use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
-use crate::policy::ledger::{LedgerState, Op, Reply};
+use crate::ledger::{LedgerState, Op, Reply};
 
 #[derive(Clone, Copy)]
 struct SpinPlatform;

@@ -21,7 +21,7 @@ use worker::{durable_object, event, Context, Delay, DurableObject, Env, Fetch, H
 use crate::gateway::{Body, Gateway, Request};
 use crate::models;
 use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
-use crate::policy::ledger::{LedgerState, Op, Reply};
+use crate::ledger::{LedgerState, Op, Reply};
 
 const KV_BINDING: &str = "GATEWAY_KV";
 /// The KV namespace holding the embedding tier's files, chunked (`crate::models`).

@@ -1,6 +1,6 @@
 //! Tier 2's decision from the prompt's embedding.
 //!
-//! With the trained head (`router.embedding.head: bundled`, the default; `router/head.rs`):
+//! With the trained head (`router.embedding.head: bundled`, the default; `tiers/head.rs`):
 //! each configured capability the head knows gets its calibrated log-probability; the YAML's
 //! examples add `example_weight x (cosine to the capability's nearest example - the mean of
 //! those cosines)`, and a capability the head does not know starts level with the head's best

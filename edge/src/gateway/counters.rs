@@ -1,0 +1,144 @@
+//! Rate limits and budgets: reserve before the provider is called, settle to the reported usage
+//! (never above what was reserved), release on failure.
+//!
+//! Counters live where `auth.counters` says: the platform's shared store (`Platform::ledger`:
+//! a Durable Object per subject on Workers, compare-and-swap on the key-value store on Spin),
+//! or this instance's memory.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+
+use crate::audit::Record;
+use crate::auth::ClientKey;
+use crate::config::{Config, Counters, Model};
+use crate::error::GatewayError;
+use crate::platform::Platform;
+use crate::ledger::{Denial, Limits, Op, Reply};
+use crate::policy::cost;
+use super::chat::Shared;
+
+
+/// Applies `op` to the counters of `subject` in the configured store.
+pub async fn ledger<P: Platform>(shared: &Shared, p: &P, config: &Config, subject: &str, op: &Op) -> Result<Reply, GatewayError> {
+    match config.auth.counters {
+        Counters::Memory => {
+            let mut m = shared.memory.borrow_mut();
+            Ok(m.entry(subject.to_owned()).or_default().apply(p.now_ms(), op))
+        }
+        Counters::Platform => p.ledger(subject, op).await.map_err(|e| GatewayError::Internal {
+            request_id: String::new(),
+            detail: format!("rate-limit counters unavailable: {e}"),
+        }),
+    }
+}
+
+
+pub(super) fn key_limits(k: &ClientKey) -> Limits {
+    Limits { rpm: k.rpm, tpm: k.tpm, budget_day: k.budget_day, budget_month: k.budget_month }
+}
+
+pub(super) fn model_limits(m: &Model) -> Limits {
+    Limits { rpm: m.rpm, tpm: m.tpm, budget_day: None, budget_month: None }
+}
+
+/// What was reserved for the key, to settle once usage is known.
+#[derive(Clone)]
+pub(super) struct Reservation {
+    pub(super) subject: String,
+    pub(super) limits: Limits,
+    pub(super) tokens: u64,
+    pub(super) cost: u64,
+    pub(super) at_ms: u64,
+}
+
+/// Turns a denial into the 429 the caller sees.
+pub(super) fn denied(who: &str, reason: Denial, retry_after_ms: Option<u64>, tokens: u64) -> GatewayError {
+    let message = match reason {
+        Denial::Requests => format!("Rate limit reached for {who}: requests per minute. Retry after the time in Retry-After."),
+        Denial::Tokens => format!("Rate limit reached for {who}: tokens per minute. Retry after the time in Retry-After."),
+        Denial::TooLarge => format!("Request too large for {who}: it may use up to {tokens} tokens, more than the tokens-per-minute limit. Lower max_tokens or the prompt."),
+        Denial::BudgetDay => return GatewayError::QuotaExceeded { message: format!("The daily budget of {who} is spent. It renews at 00:00 UTC."), retry_after_ms },
+        Denial::BudgetMonth => return GatewayError::QuotaExceeded { message: format!("The monthly budget of {who} is spent. It renews on the 1st (UTC)."), retry_after_ms },
+    };
+    GatewayError::RateLimited { message, retry_after_ms }
+}
+
+pub(super) fn ratelimit_headers(limits: &Limits, reply: &Reply) -> Vec<(String, String)> {
+    let mut h = Vec::new();
+    if let Reply::Granted { remaining_requests, remaining_tokens, reset_requests_ms, reset_tokens_ms } = reply {
+        let secs = |ms: u64| format!("{:.3}s", ms as f64 / 1000.0);
+        for (name, v) in [("x-ratelimit-limit-requests", limits.rpm), ("x-ratelimit-limit-tokens", limits.tpm)] {
+            if let Some(v) = v {
+                h.push((name.to_owned(), v.to_string()));
+            }
+        }
+        for (name, v) in [("x-ratelimit-remaining-requests", remaining_requests), ("x-ratelimit-remaining-tokens", remaining_tokens)] {
+            if let Some(v) = v {
+                h.push((name.to_owned(), v.to_string()));
+            }
+        }
+        for (name, v) in [("x-ratelimit-reset-requests", reset_requests_ms), ("x-ratelimit-reset-tokens", reset_tokens_ms)] {
+            if let Some(v) = v {
+                h.push((name.to_owned(), secs(*v)));
+            }
+        }
+    }
+    h
+}
+
+/// `settled - reserved` as the signed adjustment, saturating (provider-reported usage is
+/// untrusted input).
+fn delta(settled: u64, reserved: u64) -> i64 {
+    let d = i128::from(settled) - i128::from(reserved);
+    i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Everything needed after the response: settle the counters, finish the audit record.
+pub struct Finish<P: Platform> {
+    pub(super) p: P,
+    pub(super) shared: Rc<Shared>,
+    pub(super) config: Arc<Config>,
+    pub(super) key: Option<Reservation>,
+    /// The served model, its subject's limits and what its attempt reserved.
+    pub(super) model: Option<(Arc<Model>, u64)>,
+    pub(super) include_prompts: bool,
+}
+
+impl<P: Platform> Finish<P> {
+    /// Settles with `usage` (`(prompt, completion)` as reported), or with the served model's
+    /// worst case when the provider reported none, or refunds everything when nothing was served.
+    pub(super) async fn settle(&self, usage: Option<(u64, u64)>, served: bool, rec: &mut Record) {
+        let Some((model, model_reserved)) = &self.model else {
+            if let Some(r) = &self.key {
+                self.adjust(r, -1, delta(0, r.tokens), delta(0, r.cost), rec).await;
+            }
+            return;
+        };
+        let (tokens, cost) = match usage {
+            Some((pi, po)) => (pi.saturating_add(po), cost::cost_nanos(&model.price, pi, po)),
+            None => (*model_reserved, rec.cost_nanos.unwrap_or(0)),
+        };
+        // The audit records what the provider reported; the counters never settle above the
+        // reservation (the request carried the output cap the reservation assumed, and the
+        // prompt estimate is an upper bound), so a budget is a hard cap.
+        rec.cost_nanos = Some(cost);
+        if let Some(r) = &self.key {
+            let requests = if served { 0 } else { -1 };
+            self.adjust(r, requests, delta(tokens.min(r.tokens), r.tokens), delta(cost.min(r.cost), r.cost), rec).await;
+        }
+        let limits = model_limits(model);
+        if limits.tpm.is_some() {
+            let m = Reservation { subject: format!("model:{}", model.name), limits, tokens: *model_reserved, cost: 0, at_ms: 0 };
+            self.adjust(&m, 0, delta(tokens.min(*model_reserved), *model_reserved), 0, rec).await;
+        }
+    }
+
+    async fn adjust(&self, r: &Reservation, requests: i64, tokens: i64, cost: i64, rec: &mut Record) {
+        let op = Op::Adjust { limits: r.limits, requests, tokens, cost, reserved_ms: r.at_ms };
+        if let Err(e) = ledger(&self.shared, &self.p, &self.config, &r.subject, &op).await {
+            // The reservation stays charged: errors fall on the side of the limit.
+            rec.error.get_or_insert((format!("settling counters failed: {e}"), "error"));
+        }
+    }
+}
