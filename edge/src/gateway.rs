@@ -41,6 +41,30 @@ pub struct Request {
     pub body: InboundBody,
 }
 
+impl Request {
+    /// The core's request from a platform's parts, by the same rules on every platform: the
+    /// method as sent (one that is not an HTTP token is refused with a 400, never mapped to
+    /// another), the path with its query (the router ignores the query), and every header whose
+    /// name and value are valid HTTP (a value is bytes; one with control characters is dropped,
+    /// so a key sent that way is simply not presented).
+    pub fn from_parts<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        method: &str,
+        path: String,
+        headers: impl IntoIterator<Item = (N, V)>,
+        body: InboundBody,
+    ) -> Result<Self, GatewayError> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| GatewayError::bad_request("the request method is not a valid HTTP method", None))?;
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_ref()), http::HeaderValue::from_bytes(v.as_ref())) {
+                map.append(k, v);
+            }
+        }
+        Ok(Self { method, path, headers: map, body })
+    }
+}
+
 pub enum Body {
     Full(Bytes),
     Stream(SseStream),
@@ -77,6 +101,39 @@ impl Default for Gateway {
 impl Gateway {
     pub fn new(bundled_yaml: &str) -> Self {
         Self { store: ConfigStore::new(bundled_yaml), shared: Rc::default() }
+    }
+
+    /// What a shell calls: converts the platform's parts (`Request::from_parts`) and handles the
+    /// request; one that cannot be converted gets its error, a request id and an audit record
+    /// like any other.
+    pub async fn serve<P: Platform, N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        p: &P,
+        method: &str,
+        path: String,
+        headers: impl IntoIterator<Item = (N, V)>,
+        body: InboundBody,
+    ) -> Response {
+        match Request::from_parts(method, path.clone(), headers, body) {
+            Ok(req) => self.handle(p, req).await,
+            Err(e) => {
+                let request_id = format!("req_{:016x}", p.random_u64());
+                let mut resp = Response::json(e.status(), &e.to_json());
+                resp.headers.push(("x-request-id".into(), request_id.clone()));
+                let rec = Record {
+                    request_id,
+                    method: method.chars().take(32).collect(),
+                    path: path.split('?').next().unwrap_or("").chars().take(256).collect(),
+                    started_ms: p.now_ms(),
+                    outcome: "error",
+                    status: resp.status,
+                    error: Some((e.to_string(), "info")),
+                    ..Record::default()
+                };
+                p.log(&rec.to_json(p.now_ms()));
+                resp
+            }
+        }
     }
 
     pub async fn handle<P: Platform>(&self, p: &P, req: Request) -> Response {

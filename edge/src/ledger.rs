@@ -237,6 +237,50 @@ impl LedgerState {
     }
 }
 
+/// One update of stored counters: load (none stored is a fresh state, corrupt is an error),
+/// apply `op`, and the JSON to store back. What a Durable Object does per event and what each
+/// compare-and-swap attempt does.
+pub fn apply_stored(stored: Option<&[u8]>, now_ms: u64, op: &Op) -> Result<(Reply, Vec<u8>), String> {
+    let text = stored.map(|b| std::str::from_utf8(b).map_err(|_| "stored counters are not UTF-8".to_owned())).transpose()?;
+    let mut state = LedgerState::load(text)?;
+    let reply = state.apply(now_ms, op);
+    let json = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
+    Ok((reply, json))
+}
+
+/// A compare-and-swap store's answer to a swap: done, or the value changed since it was read
+/// (with a handle on the new value).
+pub enum Swap<H> {
+    Done,
+    Conflict(H),
+}
+
+/// Compare-and-swap attempts before an update gives up (each conflict means another request
+/// updated the same counters in between).
+pub const CAS_ATTEMPTS: usize = 64;
+
+/// Applies `op` to counters in a key-value store with compare-and-swap (Spin's
+/// `wasi:keyvalue/atomics`): read, apply, swap; on a conflict, again from the new value, at most
+/// [`CAS_ATTEMPTS`] times. Exact across concurrent requests as far as the store's CAS is.
+pub fn apply_with_cas<H>(
+    key: &str,
+    now_ms: u64,
+    op: &Op,
+    mut handle: H,
+    current: impl Fn(&H) -> Result<Option<Vec<u8>>, String>,
+    swap: impl Fn(H, Vec<u8>) -> Result<Swap<H>, String>,
+) -> Result<Reply, String> {
+    for _ in 0..CAS_ATTEMPTS {
+        let stored = current(&handle).map_err(|e| format!("{key}: {e}"))?;
+        let (reply, json) = apply_stored(stored.as_deref(), now_ms, op).map_err(|e| format!("{key}: {e}"))?;
+        match swap(handle, json).map_err(|e| format!("{key}: {e}"))? {
+            Swap::Done => return Ok(reply),
+            Swap::Conflict(again) => handle = again,
+        }
+    }
+    Err(format!("{key}: {CAS_ATTEMPTS} compare-and-swap conflicts in a row"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -324,5 +368,62 @@ mod tests {
         s.apply(T0, &reserve(Limits { rpm: Some(5), budget_day: Some(9), ..Limits::default() }, 0, 3));
         let back: LedgerState = serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("parse");
         assert_eq!(back, s);
+    }
+
+    /// A store whose first `conflicts` swaps find the value changed by another writer (which
+    /// adds one request each time).
+    fn cas_store(conflicts: usize) -> (std::cell::RefCell<Option<Vec<u8>>>, std::cell::Cell<usize>) {
+        (std::cell::RefCell::new(None), std::cell::Cell::new(conflicts))
+    }
+
+    #[test]
+    fn the_cas_loop_retries_from_the_new_value_after_a_conflict() {
+        let (stored, left) = cas_store(3);
+        let other = Op::Adjust { limits: Limits::default(), requests: 1, tokens: 0, cost: 0, reserved_ms: 0 };
+        let current = |_: &()| Ok(stored.borrow().clone());
+        let swap = |_: (), new: Vec<u8>| {
+            if left.get() > 0 {
+                left.set(left.get() - 1);
+                let (_, theirs) = apply_stored(stored.borrow().as_deref(), T0, &other)?;
+                *stored.borrow_mut() = Some(theirs);
+                return Ok(Swap::Conflict(()));
+            }
+            *stored.borrow_mut() = Some(new);
+            Ok(Swap::Done)
+        };
+        let limits = Limits { rpm: Some(10), ..Limits::default() };
+        let reply = apply_with_cas("ledger:key:a", T0, &reserve(limits, 0, 0), (), current, swap).expect("applied");
+        assert!(matches!(reply, Reply::Granted { .. }), "{reply:?}");
+        // The three other writers' requests and ours: none lost.
+        let state = LedgerState::load(std::str::from_utf8(stored.borrow().as_deref().unwrap_or_default()).ok()).expect("state");
+        let mut expected = LedgerState::default();
+        for _ in 0..3 {
+            expected.apply(T0, &other);
+        }
+        expected.apply(T0, &reserve(limits, 0, 0));
+        assert_eq!(state, expected);
+    }
+
+    #[test]
+    fn the_cas_loop_gives_up_after_its_attempts_and_never_resets_corrupt_counters() {
+        let (stored, left) = cas_store(usize::MAX);
+        let current = |_: &()| Ok(stored.borrow().clone());
+        let swap = |_: (), _: Vec<u8>| {
+            left.set(left.get() - 1);
+            Ok(Swap::Conflict(()))
+        };
+        let e = apply_with_cas("ledger:key:a", T0, &reserve(Limits::default(), 0, 0), (), current, swap).expect_err("gave up");
+        assert!(e.contains("64 compare-and-swap conflicts"), "{e}");
+        assert_eq!(usize::MAX - left.get(), CAS_ATTEMPTS);
+
+        let corrupt = std::cell::RefCell::new(Some(b"{\"requests\": 1".to_vec()));
+        let current = |_: &()| Ok(corrupt.borrow().clone());
+        let swap = |_: (), new: Vec<u8>| {
+            *corrupt.borrow_mut() = Some(new);
+            Ok(Swap::Done)
+        };
+        let e = apply_with_cas("ledger:key:a", T0, &reserve(Limits::default(), 0, 0), (), current, swap).expect_err("corrupt");
+        assert!(e.contains("corrupt"), "{e}");
+        assert_eq!(corrupt.borrow().as_deref(), Some(&b"{\"requests\": 1"[..]), "left as found");
     }
 }

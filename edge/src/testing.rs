@@ -30,7 +30,7 @@ use crate::gateway::{Body, InboundBody, Request, Response};
 use crate::platform::{
     Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse,
 };
-use crate::ledger::{LedgerState, Op, Reply};
+use crate::ledger::{self, Op, Reply};
 
 /// What a scripted upstream does with one request.
 #[derive(Clone, Debug)]
@@ -319,7 +319,7 @@ pub struct Received {
 }
 
 impl Received {
-    async fn read(resp: Response) -> Self {
+    pub async fn read(resp: Response) -> Self {
         let (body, streamed) = match resp.body {
             Body::Full(b) => (b.to_vec(), false),
             Body::Stream(s) => (s.collect::<Vec<Bytes>>().await.concat(), true),
@@ -500,18 +500,17 @@ impl Secrets for MemoryPlatform {
     }
 }
 
-/// Counters stored as the platforms store them (the JSON of `LedgerState`), each update applied
-/// atomically, as the Durable Object and the CAS loop do.
+/// Counters stored as the platforms store them (the JSON of `LedgerState`), each update one
+/// `ledger::apply_stored` step, atomic as the Durable Object's and the CAS loop's are.
 impl Ledger for MemoryPlatform {
     async fn ledger(&self, subject: &str, op: &Op) -> Result<Reply, KvError> {
         if self.inner.ledger_fails.get() {
             return Err(KvError("scripted outage".into()));
         }
         let mut stored = self.inner.ledger.borrow_mut();
-        let mut state = LedgerState::load(stored.get(subject).map(String::as_str)).map_err(|e| KvError(format!("ledger:{subject}: {e}")))?;
-        let reply = state.apply(self.now_ms(), op);
-        let text = serde_json::to_string(&state).map_err(|e| KvError(e.to_string()))?;
-        stored.insert(subject.into(), text);
+        let (reply, json) = ledger::apply_stored(stored.get(subject).map(String::as_bytes), self.now_ms(), op)
+            .map_err(|e| KvError(format!("ledger:{subject}: {e}")))?;
+        stored.insert(subject.into(), String::from_utf8_lossy(&json).into_owned());
         Ok(reply)
     }
 }

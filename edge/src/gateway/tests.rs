@@ -10,3 +10,4 @@ mod config_store;
 mod escalation;
 mod ledger;
 mod proxy;
+mod requests;

@@ -21,9 +21,9 @@ use spin_sdk::http_component;
 use spin_sdk::key_value::{Error as KvErr, Store};
 use wasi::clocks::{monotonic_clock, wall_clock};
 
-use crate::gateway::{Body, Gateway, Request};
+use crate::gateway::{Body, Gateway};
 use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
-use crate::ledger::{LedgerState, Op, Reply};
+use crate::ledger::{self, Op, Reply, Swap};
 
 #[derive(Clone, Copy)]
 struct SpinPlatform;
@@ -120,33 +120,23 @@ impl ModelFiles for SpinPlatform {
     }
 }
 
-/// Compare-and-swap attempts before a counter update gives up (each conflict means another
-/// request updated the same counter in between).
-const CAS_ATTEMPTS: usize = 64;
-
-/// Counters in the key-value store `default` (key `ledger:<subject>`), updated by
-/// compare-and-swap through `wasi:keyvalue/atomics`: exact across concurrent requests as far as
-/// the store's CAS is (one Spin process with the SQLite store; every node with Redis).
+/// Counters in the key-value store `default` (key `ledger:<subject>`), updated by the core's
+/// compare-and-swap loop through `wasi:keyvalue/atomics`: exact across concurrent requests as far
+/// as the store's CAS is (one Spin process with the SQLite store; every node with Redis).
 impl Ledger for SpinPlatform {
     async fn ledger(&self, subject: &str, op: &Op) -> Result<Reply, KvError> {
         use spin_sdk::wit::wasi::keyvalue::{atomics, store};
-        let kv = |e: store::Error| KvError(format!("{e:?}"));
-        let bucket = store::open("default").map_err(kv)?;
+        let kv = |e: store::Error| format!("{e:?}");
+        let bucket = store::open("default").map_err(|e| KvError(kv(e)))?;
         let key = format!("ledger:{subject}");
-        let mut cas = atomics::Cas::new(&bucket, &key).map_err(kv)?;
-        for _ in 0..CAS_ATTEMPTS {
-            let current = cas.current().map_err(kv)?;
-            let text = current.as_deref().map(|b| std::str::from_utf8(b).map_err(|_| KvError(format!("{key}: stored counters are not UTF-8")))).transpose()?;
-            let mut state = LedgerState::load(text).map_err(|e| KvError(format!("{key}: {e}")))?;
-            let reply = state.apply(self.now_ms(), op);
-            let bytes = serde_json::to_vec(&state).map_err(|e| KvError(e.to_string()))?;
-            match atomics::swap(cas, &bytes) {
-                Ok(()) => return Ok(reply),
-                Err(atomics::CasError::CasFailed(again)) => cas = again,
-                Err(atomics::CasError::StoreError(e)) => return Err(kv(e)),
-            }
-        }
-        Err(KvError(format!("{key}: {CAS_ATTEMPTS} compare-and-swap conflicts in a row")))
+        let cas = atomics::Cas::new(&bucket, &key).map_err(|e| KvError(kv(e)))?;
+        let current = |cas: &atomics::Cas| cas.current().map_err(kv);
+        let swap = |cas, new: Vec<u8>| match atomics::swap(cas, &new) {
+            Ok(()) => Ok(Swap::Done),
+            Err(atomics::CasError::CasFailed(again)) => Ok(Swap::Conflict(again)),
+            Err(atomics::CasError::StoreError(e)) => Err(kv(e)),
+        };
+        ledger::apply_with_cas(&key, self.now_ms(), op, cas, current, swap).map_err(KvError)
     }
 }
 
@@ -174,18 +164,12 @@ thread_local! {
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let method = http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
+    let method = req.method().to_string();
     let path = req.path_with_query().unwrap_or_default();
-    let mut headers = http::HeaderMap::new();
-    for (k, v) in req.headers().entries() {
-        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_bytes(&v)) {
-            headers.append(k, v);
-        }
-    }
+    let headers = req.headers().entries();
     let body = req.into_body_stream().map(|c| c.map(Bytes::from).map_err(|e| FetchError::Body(format!("{e:?}"))));
-    let request = Request { method, path, headers, body: Box::pin(body) };
     let gateway = GATEWAY.with(std::rc::Rc::clone);
-    let resp = gateway.handle(&SpinPlatform, request).await;
+    let resp = gateway.serve(&SpinPlatform, &method, path, headers, Box::pin(body)).await;
 
     let list: Vec<(String, Vec<u8>)> = resp.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
     let fields = Fields::from_list(&list).unwrap_or_else(|_| Fields::new());

@@ -18,10 +18,10 @@ use std::cell::RefCell;
 
 use worker::{durable_object, event, Context, Delay, DurableObject, Env, Fetch, Headers, Method, RequestInit, State};
 
-use crate::gateway::{Body, Gateway, Request};
+use crate::gateway::{Body, Gateway};
 use crate::models;
 use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
-use crate::ledger::{LedgerState, Op, Reply};
+use crate::ledger::{self, Op, Reply};
 
 const KV_BINDING: &str = "GATEWAY_KV";
 /// The KV namespace holding the embedding tier's files, chunked (`crate::models`).
@@ -138,7 +138,8 @@ impl Ledger for WorkersPlatform {
 #[durable_object]
 pub struct LedgerObject {
     state: State,
-    cache: RefCell<Option<LedgerState>>,
+    /// The stored JSON (empty: nothing stored yet).
+    cache: RefCell<Option<Vec<u8>>>,
 }
 
 impl DurableObject for LedgerObject {
@@ -153,19 +154,21 @@ impl DurableObject for LedgerObject {
         };
         if self.cache.borrow().is_none() {
             let stored: Option<String> = self.state.storage().get("state").await?;
-            // Corrupt counters deny (the edge answers 500 and logs), never reset to zero.
-            let loaded = match LedgerState::load(stored.as_deref()) {
-                Ok(s) => s,
-                Err(e) => return worker::Response::error(format!("ledger: {e}"), 500),
-            };
             // Another event may have loaded it while we awaited storage.
-            self.cache.borrow_mut().get_or_insert(loaded);
+            self.cache.borrow_mut().get_or_insert(stored.unwrap_or_default().into_bytes());
         }
+        // One core step, with no await between reading and updating the state, so concurrent
+        // events cannot interleave. Corrupt counters deny (the edge answers 500 and logs).
         let (reply, json) = {
             let mut cache = self.cache.borrow_mut();
-            let st = cache.get_or_insert_with(LedgerState::default);
-            let reply = st.apply(worker::Date::now().as_millis(), &op);
-            (reply, serde_json::to_string(&*st).map_err(|e| worker::Error::RustError(e.to_string()))?)
+            let stored = cache.as_deref().filter(|b| !b.is_empty());
+            match ledger::apply_stored(stored, worker::Date::now().as_millis(), &op) {
+                Ok((reply, json)) => {
+                    *cache = Some(json.clone());
+                    (reply, String::from_utf8_lossy(&json).into_owned())
+                }
+                Err(e) => return worker::Response::error(format!("ledger: {e}"), 500),
+            }
         };
         self.state.storage().put("state", json).await?;
         worker::Response::from_json(&reply)
@@ -191,21 +194,16 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(mut req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
-    let method = http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
+    let method = req.method().to_string();
     let path = req.url().map(|u| u.path().to_owned()).unwrap_or_else(|_| req.path());
-    let mut headers = http::HeaderMap::new();
-    for (k, v) in req.headers().entries() {
-        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(&v)) {
-            headers.append(k, v);
-        }
-    }
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
     let body: crate::gateway::InboundBody = match req.stream() {
         Ok(s) => Box::pin(s.map(|c| c.map(Bytes::from).map_err(|e| FetchError::Body(e.to_string())))),
         Err(_) => Box::pin(futures::stream::empty()),
     };
     let platform = WorkersPlatform { env: Rc::new(env) };
     let gateway = GATEWAY.with(Rc::clone);
-    let resp = gateway.handle(&platform, Request { method, path, headers, body }).await;
+    let resp = gateway.serve(&platform, &method, path, headers, body).await;
 
     let out_headers = Headers::new();
     for (k, v) in &resp.headers {
