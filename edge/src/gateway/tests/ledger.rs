@@ -121,3 +121,45 @@ fn unreadable_counters_fail_closed() {
     assert_eq!(r.status, 500, "corrupt counters deny: {}", r.body);
     assert!(p.fetches().is_empty());
 }
+
+#[test]
+fn spend_never_passes_the_budget_under_64_interleaved_requests_of_random_sizes() {
+    let (p, gw) = setup();
+    // The provider reports whatever usage it likes, sometimes more than the request allowed: a
+    // completion past max_tokens must not be billed past what was reserved.
+    p.on_fetch(|req| {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let cap = body["max_completion_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(100);
+        let seed = req.body.len() as u64;
+        let completion = if seed % 3 == 0 { cap * 4 } else { cap / 2 + seed % 7 };
+        let prompt = seed / 3;
+        let mut v: Value = serde_json::from_str(CHAT_COMPLETION).unwrap_or_default();
+        v["usage"] = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+        Upstream::json(200, v).after(10 + seed % 40)
+    });
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let reqs = (0..64)
+        .map(|_| {
+            let words = 50 + (next() % 2000) as usize;
+            let max_tokens = 16 + next() % 400;
+            let body = json!({"model": "oa", "max_tokens": max_tokens, "messages": user(&"word ".repeat(words))});
+            request(http::Method::POST, "/v1/chat/completions", Some(&key("budget")), &body)
+        })
+        .collect();
+    let replies = p.send_all(&gw, reqs);
+    let served = replies.iter().filter(|r| r.status == 200).count();
+    assert!(served > 0 && served < 64, "{served} served: the budget should bind");
+    for r in replies.iter().filter(|r| r.status != 200) {
+        assert_error(r, 429, "insufficient_quota");
+    }
+    let state: crate::ledger::LedgerState = serde_json::from_str(&p.ledger_text("key:budget").unwrap_or_default()).unwrap_or_default();
+    let budget = crate::config::usd_to_nanos(0.032525);
+    assert!(state.day_spent <= budget, "spent {} of {budget} nano-dollars", state.day_spent);
+    assert!(state.day_spent > 0);
+}
