@@ -40,9 +40,21 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    Reserve { limits: Limits, tokens: u64, cost: u64 },
+    /// Checks every limit, then charges them all at once: `requests` (1, or 0 when the request
+    /// was already admitted against the rate limit), tokens and nano-dollars.
+    Reserve {
+        limits: Limits,
+        #[serde(default = "one")]
+        requests: u64,
+        tokens: u64,
+        cost: u64,
+    },
     /// Settles a reservation made at `reserved_ms`: adds these (possibly negative) deltas.
     Adjust { limits: Limits, requests: i64, tokens: i64, cost: i64, reserved_ms: u64 },
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +148,7 @@ impl LedgerState {
             self.month_spent = 0;
         }
         match *op {
-            Op::Reserve { limits, tokens, cost } => self.reserve(now_ms, now_ns, &limits, tokens, cost),
+            Op::Reserve { limits, requests, tokens, cost } => self.reserve(now_ms, now_ns, &limits, requests, tokens, cost),
             Op::Adjust { limits, requests, tokens, cost, reserved_ms } => {
                 if let Some(l) = limits.rpm {
                     self.requests.adjust(l, requests);
@@ -158,11 +170,11 @@ impl LedgerState {
         }
     }
 
-    fn reserve(&mut self, now_ms: u64, now_ns: u128, l: &Limits, tokens: u64, cost: u64) -> Reply {
+    fn reserve(&mut self, now_ms: u64, now_ns: u128, l: &Limits, requests: u64, tokens: u64, cost: u64) -> Reply {
         let deny = |reason, retry_after_ms| Reply::Denied { reason, retry_after_ms };
         let mut req_tat = None;
-        if let Some(limit) = l.rpm {
-            let (tat, ok) = self.requests.take(now_ns, limit, 1);
+        if let Some(limit) = l.rpm.filter(|_| requests > 0) {
+            let (tat, ok) = self.requests.take(now_ns, limit, requests);
             if !ok {
                 return deny(Denial::Requests, Some(wait_ms(tat, now_ns)));
             }
@@ -300,7 +312,7 @@ mod tests {
     const T0: u64 = 1_764_028_800_000; // 2025-11-25T00:00:00Z
 
     fn reserve(limits: Limits, tokens: u64, cost: u64) -> Op {
-        Op::Reserve { limits, tokens, cost }
+        Op::Reserve { limits, requests: 1, tokens, cost }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::platform::Platform;
 use crate::ledger::{LedgerState, Op, Reply};
 use crate::policy::{self, cost};
 use crate::proxy::{self, Output};
-use super::counters::{denied, key_limits, ledger, model_limits, ratelimit_headers, Finish, Reservation};
+use super::counters::{admit, denied, key_limits, ledger, model_limits, ratelimit_headers, Finish, Reservation};
 use super::keys::{authenticate, KeyCache};
 use super::routing::route;
 
@@ -62,6 +62,7 @@ pub async fn chat<P: Platform>(
 ) -> Result<(Response, Option<Finish<P>>), GatewayError> {
     let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
     rec.stream = chat.request.stream;
+    let (admitted, mut headers) = admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
     rec.sensitive = sensitivity.reasons();
     let mut decision = route(shared, p, &config, &chat, &sensitivity).await?;
@@ -76,7 +77,6 @@ pub async fn chat<P: Platform>(
     rec.rejected = plan.rejected.iter().map(|r| (r.model.clone(), r.reason.clone())).collect();
 
     let limits = key_limits(&key);
-    let mut headers = Vec::new();
     let mut finish = Finish {
         p: p.clone(),
         shared: Rc::clone(shared),
@@ -87,7 +87,8 @@ pub async fn chat<P: Platform>(
     };
     if !limits.is_empty() {
         let subject = format!("key:{}", key.name);
-        let op = Op::Reserve { limits, tokens: plan.reserve_tokens, cost: plan.reserve_cost };
+        let requests = u64::from(!admitted);
+        let op = Op::Reserve { limits, requests, tokens: plan.reserve_tokens, cost: plan.reserve_cost };
         match ledger(shared, p, &config, &subject, &op).await? {
             Reply::Denied { reason, retry_after_ms } => {
                 return Err(denied(&format!("key `{}`", key.name), reason, retry_after_ms, plan.reserve_tokens));
@@ -111,7 +112,7 @@ pub async fn chat<P: Platform>(
                 return Ok(());
             }
             let (tokens, _) = policy::worst_case(&model, &chat, prompt_tokens);
-            let op = Op::Reserve { limits, tokens, cost: 0 };
+            let op = Op::Reserve { limits, requests: 1, tokens, cost: 0 };
             match ledger(&shared, &p, &config, &format!("model:{}", model.name), &op).await {
                 Ok(Reply::Denied { retry_after_ms, .. }) => Err(AttemptError::ModelLimit { retry_after_ms }),
                 Ok(_) => Ok(()),

@@ -34,6 +34,21 @@ pub async fn ledger<P: Platform>(shared: &Shared, p: &P, config: &Config, subjec
 }
 
 
+/// Admission, before any routing tier runs: the request counts against the key's request rate
+/// (`rpm`) now, so a caller over its limit costs no embedding or classifier work. Returns whether
+/// a request was counted (the reservation after routing then counts none) and the rate-limit
+/// headers. The request stays counted if it is later refused; it is refunded only when no
+/// provider could serve it.
+pub(super) async fn admit<P: Platform>(shared: &Shared, p: &P, config: &Config, key: &ClientKey) -> Result<(bool, Vec<(String, String)>), GatewayError> {
+    let Some(rpm) = key.rpm else { return Ok((false, Vec::new())) };
+    let limits = Limits { rpm: Some(rpm), ..Limits::default() };
+    let op = Op::Reserve { limits, requests: 1, tokens: 0, cost: 0 };
+    match ledger(shared, p, config, &format!("key:{}", key.name), &op).await? {
+        Reply::Denied { reason, retry_after_ms } => Err(denied(&format!("key `{}`", key.name), reason, retry_after_ms, 0)),
+        reply => Ok((true, ratelimit_headers(&limits, &reply))),
+    }
+}
+
 pub(super) fn key_limits(k: &ClientKey) -> Limits {
     Limits { rpm: k.rpm, tpm: k.tpm, budget_day: k.budget_day, budget_month: k.budget_month }
 }

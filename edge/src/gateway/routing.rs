@@ -42,6 +42,8 @@ pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &
 /// ran with their scores, the route, the models in order, and those the key's policy removed.
 pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
     let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
+    // The route endpoint runs the same tiers: it counts against the key's request rate.
+    let (_, headers) = super::counters::admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
     let mut decision = route(shared, p, &config, &chat, &sensitivity).await?;
     let plan = policy::plan(&config, &key, &mut decision, &chat, &sensitivity);
@@ -71,5 +73,7 @@ pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config
             out["refused"] = serde_json::json!({"status": e.status(), "error": e.to_json()["error"]});
         }
     }
-    Ok(Response::json(200, &out))
+    let mut resp = Response::json(200, &out);
+    resp.headers.extend(headers);
+    Ok(resp)
 }

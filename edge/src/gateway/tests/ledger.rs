@@ -163,3 +163,46 @@ fn spend_never_passes_the_budget_under_64_interleaved_requests_of_random_sizes()
     assert!(state.day_spent <= budget, "spent {} of {budget} nano-dollars", state.day_spent);
     assert!(state.day_spent > 0);
 }
+
+#[test]
+fn a_key_over_its_request_rate_costs_no_routing_work() {
+    let (p, gw) = setup();
+    // An unsure prompt escalates to the classifier host; each call there is work on our side.
+    let unsure = json!({"model": "auto", "messages": user("my loop never ends, what did I do wrong")});
+    for _ in 0..3 {
+        assert_eq!(chat(&p, &gw, "rpm3", unsure.clone()).status, 200);
+    }
+    let classify_calls = || p.fetched_urls().iter().filter(|u| u.ends_with("/v1/classify")).count();
+    assert_eq!(classify_calls(), 3);
+    let r = chat(&p, &gw, "rpm3", unsure);
+    assert_error(&r, 429, "rate_limit_exceeded");
+    assert_eq!(classify_calls(), 3, "the refused request was classified first");
+}
+
+#[test]
+fn the_route_endpoint_counts_against_the_key_request_rate() {
+    let (p, gw) = setup();
+    let body = json!({"model": "auto", "messages": user("Why is this SQL query slow?")});
+    for left in ["2", "1"] {
+        let r = p.send(&gw, request(http::Method::POST, "/v1/route", Some(&key("rpm3")), &body));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("x-ratelimit-remaining-requests"), Some(left));
+    }
+    assert_eq!(chat(&p, &gw, "rpm3", body.clone()).status, 200);
+    let r = p.send(&gw, request(http::Method::POST, "/v1/route", Some(&key("rpm3")), &body));
+    assert_error(&r, 429, "rate_limit_exceeded");
+    assert_error(&chat(&p, &gw, "rpm3", body), 429, "rate_limit_exceeded");
+}
+
+#[test]
+fn a_request_no_provider_could_serve_is_refunded_to_the_request_rate() {
+    let (p, gw) = setup();
+    p.on_fetch(|_| Upstream::json(500, json!({"error": {"message": "down"}})));
+    for _ in 0..5 {
+        assert_eq!(chat(&p, &gw, "rpm3", json!({"model": "oa", "messages": user("hi")})).status, 502);
+    }
+    p.on_fetch(provider);
+    for _ in 0..3 {
+        assert_eq!(chat(&p, &gw, "rpm3", json!({"model": "oa", "messages": user("hi")})).status, 200);
+    }
+}
