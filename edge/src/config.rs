@@ -10,6 +10,7 @@ pub mod keys;
 mod models;
 pub mod raw;
 mod router;
+pub mod secrets;
 pub mod store;
 mod types;
 
@@ -163,6 +164,8 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
     if raw.keys.is_empty() && !auth.kv_keys {
         p.push("keys", "no client keys: add keys here (`gateway keys create`) or set auth.kv_keys: true");
     }
+    let secret_hosts = secrets::validate_bindings(&mut p, &raw);
+    secrets::check_uses(&mut p, &secret_hosts, &models, classifier.as_ref());
     let privacy = validate_privacy(&mut p, &raw, max_body_bytes);
     let audit = validate_audit(&raw);
 
@@ -193,6 +196,7 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
         keys,
         privacy,
         audit,
+        secret_hosts,
         digest,
     })
 }

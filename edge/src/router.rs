@@ -372,6 +372,7 @@ router:
   default_route: general
   classifier: { url: "http://127.0.0.1:8788/", min_confidence: 0.5 }
 auth: { kv_keys: true }
+secrets: { CLASSIFIER_SECRET: ["127.0.0.1:8788", "localhost:8788", "[::1]:8788", "127.9.8.7", "classifier.eu.internal:8788"] }
 "#;
 
     fn fell_through(best_guess: Option<TierVerdict>, embedding_ran: bool) -> Decision {

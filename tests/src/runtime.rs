@@ -11,6 +11,10 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+/// The deployment's extra secret bindings (`GATEWAY_SECRET_HOSTS`): the test config in KV sends
+/// the secrets to the mock on 127.0.0.1, which the bundled config alone does not allow.
+pub const SECRET_HOSTS: &str = r#"{"OPENAI_API_KEY":["127.0.0.1"],"ANTHROPIC_API_KEY":["127.0.0.1"],"MISSING_KEY":["127.0.0.1"],"CLASSIFIER_SECRET":["127.0.0.1"]}"#;
+
 /// Fake provider keys the runtimes get as secrets; tests check they never leak.
 pub const OPENAI_KEY: &str = "sk-test-openai-5ecret-0123456789";
 pub const ANTHROPIC_KEY: &str = "sk-ant-test-5ecret-9876543210";
@@ -134,7 +138,7 @@ impl Runtime {
                         main.display()
                     ),
                 )?;
-                std::fs::write(dir.join(".dev.vars"), format!("OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\nCLASSIFIER_SECRET={}\n", crate::classifier::SECRET))?;
+                std::fs::write(dir.join(".dev.vars"), format!("OPENAI_API_KEY={OPENAI_KEY}\nANTHROPIC_API_KEY={ANTHROPIC_KEY}\nCLASSIFIER_SECRET={}\nGATEWAY_SECRET_HOSTS='{SECRET_HOSTS}'\n", crate::classifier::SECRET))?;
                 seed_workers_models(&dir, &node, &wrangler).await?;
                 let port = free_port()?;
                 let mut child = Command::new(&node)
@@ -172,6 +176,7 @@ impl Runtime {
                     .arg(format!("--var=openai_api_key={OPENAI_KEY}"))
                     .arg(format!("--var=anthropic_api_key={ANTHROPIC_KEY}"))
                     .arg(format!("--var=classifier_secret={}", crate::classifier::SECRET))
+                    .arg(format!("--var=gateway_secret_hosts={SECRET_HOSTS}"))
                     .args(host_args)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())

@@ -1,9 +1,12 @@
 //! wasi-host's parts, as a library for the binary (`main.rs`) and the benchmarks.
 //!
 //! - `serve`, `spin_api`: a wasi:http host for the gateway's Spin component.
-//! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp.
+//! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp
+//!   (feature `classifier`, on by default).
 
+#[cfg(feature = "classifier")]
 pub mod classifier;
+#[cfg(feature = "classifier")]
 pub mod nn;
 pub mod serve;
 pub mod spin_api;

@@ -6,7 +6,9 @@
 //! a GGUF model through wasi-nn (llama.cpp backend), behind signed requests from the edge.
 //! `kv-put` writes a key into a store directory the way the running host reads it.
 
-use wasi_host::{classifier, nn, serve, spin_api};
+#[cfg(feature = "classifier")]
+use wasi_host::{classifier, nn};
+use wasi_host::{serve, spin_api};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +62,7 @@ enum Command {
         max_memory_mib: usize,
     },
     /// Serve the tier-3 classifier (`POST /v1/classify`, signed by the edge).
+    #[cfg(feature = "classifier")]
     Classify {
         /// The classifier guest (wasm32-wasip1), e.g. target/wasm32-wasip1/release/classifier.wasm.
         #[arg(long)]
@@ -114,6 +117,7 @@ enum Command {
         context_tokens: u32,
     },
     /// Rewrite a GGUF model's weights as Q8_0 or Q4_0 (faster on CPUs than the registry's Q4_1).
+    #[cfg(feature = "classifier")]
     Quantize {
         #[arg(long)]
         input: PathBuf,
@@ -171,6 +175,7 @@ fn main() -> Result<()> {
                 max_memory_bytes: max_memory_mib.saturating_mul(1024 * 1024),
             }))
         }
+        #[cfg(feature = "classifier")]
         Command::Classify {
             guest,
             model,
@@ -216,6 +221,7 @@ fn main() -> Result<()> {
                 max_body,
             }))
         }
+        #[cfg(feature = "classifier")]
         Command::Quantize { input, output, to } => {
             // Written beside the output and renamed, so an interrupted run leaves no half file.
             let partial = output.with_extension("partial");

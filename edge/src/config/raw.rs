@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub privacy: RawPrivacy,
     #[serde(default)]
     pub audit: RawAudit,
+    /// Secret name -> the hosts it may be sent to.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

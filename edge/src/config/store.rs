@@ -5,6 +5,9 @@
 //! before use: an invalid one is refused and logged once, and the last good config keeps
 //! serving. Accepted configs are copied to `config.last-good`, so the last good config survives
 //! instance restarts too. Deleting `config` returns to the bundled config.
+//!
+//! A KV config is also refused when it binds a secret to a host the deployment does not allow
+//! (`config::secrets`): writing KV must not be enough to send a provider key elsewhere.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -13,7 +16,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Config;
-use crate::platform::{Clock, KeyValue, Log};
+use super::secrets::{self, DEPLOYMENT_BINDINGS};
+use crate::platform::{Clock, KeyValue, Log, Secrets};
 
 pub const KV_KEY: &str = "config";
 pub const KV_LAST_GOOD_KEY: &str = "config.last-good";
@@ -56,7 +60,7 @@ impl ConfigStore {
 
     /// The config to serve this request with. `Err` only when neither KV nor the bundled
     /// config is valid (the message is for logs, not for clients).
-    pub async fn current<P: KeyValue + Clock + Log>(&self, p: &P) -> Result<(Arc<Config>, Source), String> {
+    pub async fn current<P: KeyValue + Clock + Log + Secrets>(&self, p: &P) -> Result<(Arc<Config>, Source), String> {
         let now = p.now_ms();
         let due = {
             let st = self.state.borrow();
@@ -75,7 +79,7 @@ impl ConfigStore {
         }
     }
 
-    async fn refresh<P: KeyValue + Log>(&self, p: &P, now: u64) {
+    async fn refresh<P: KeyValue + Log + Secrets>(&self, p: &P, now: u64) {
         let got = p.kv_get(KV_KEY).await;
         let restore = !self.state.borrow().restored;
         self.state.borrow_mut().last_check_ms = Some(now);
@@ -99,7 +103,7 @@ impl ConfigStore {
             return;
         }
         self.state.borrow_mut().seen_digest = Some(digest.clone());
-        match parse(&bytes) {
+        match self.parse_allowed(p, &bytes).await {
             Ok(cfg) => {
                 p.log(&json!({"event": "config_loaded", "source": "kv", "digest": digest}));
                 let unchanged_last_good = matches!(p.kv_get(KV_LAST_GOOD_KEY).await, Ok(Some(ref b)) if *b == bytes);
@@ -123,13 +127,32 @@ impl ConfigStore {
     }
 
     /// After an instance (re)start that finds an invalid `config`, serve `config.last-good`.
-    async fn restore_last_good<P: KeyValue + Log>(&self, p: &P) {
+    async fn restore_last_good<P: KeyValue + Log + Secrets>(&self, p: &P) {
         self.state.borrow_mut().restored = true;
         if let Ok(Some(bytes)) = p.kv_get(KV_LAST_GOOD_KEY).await {
-            if let Ok(cfg) = parse(&bytes) {
+            if let Ok(cfg) = self.parse_allowed(p, &bytes).await {
                 p.log(&json!({"event": "config_loaded", "source": "kv-last-good", "digest": cfg.digest}));
                 self.state.borrow_mut().kv = Some(Arc::new(cfg));
             }
+        }
+    }
+}
+
+impl ConfigStore {
+    /// Parses a KV config and checks its secret bindings against the deployment's.
+    async fn parse_allowed<P: Secrets + Log>(&self, p: &P, bytes: &[u8]) -> Result<Config, String> {
+        let cfg = parse(bytes)?;
+        let platform = p.secret(DEPLOYMENT_BINDINGS).await;
+        let bundled = self.bundled.as_ref().ok().map(|c| &c.secret_hosts);
+        let (deployment, problem) = secrets::deployment_bindings(bundled, platform.as_deref());
+        if let Some(problem) = problem {
+            p.log(&json!({"event": "config_kv_error", "level": "error", "error": problem}));
+        }
+        let widened = secrets::widenings(&cfg.secret_hosts, &deployment);
+        if widened.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(super::ConfigError { problems: widened }.to_string())
         }
     }
 }

@@ -53,7 +53,7 @@ fn literal_key_is_refused_without_echoing_it() {
 fn cloud_models_and_provider_keys_need_tls() {
     let yaml = |model: &str| {
         format!(
-            "models:\n  m: {model}\ncapabilities:\n  general: {{ route: general }}\nroutes:\n  general: {{ models: [m] }}\nrouter: {{ default_route: general }}\nkeys:\n  k: {{ hash: \"sha256:0000000000000000000000000000000000000000000000000000000000000001\" }}\n"
+            "models:\n  m: {model}\ncapabilities:\n  general: {{ route: general }}\nroutes:\n  general: {{ models: [m] }}\nrouter: {{ default_route: general }}\nkeys:\n  k: {{ hash: \"sha256:0000000000000000000000000000000000000000000000000000000000000001\" }}\nsecrets:\n  K: [api.example.net, \"127.0.0.1:8000\"]\n  VLLM_KEY: [\"10.0.0.7:8000\"]\n"
         )
     };
     let err = |model: &str| Config::from_yaml(&yaml(model)).err().map(|e| e.to_string()).unwrap_or_default();
@@ -67,4 +67,25 @@ fn cloud_models_and_provider_keys_need_tls() {
     ] {
         assert_eq!(err(ok), "", "{ok}");
     }
+}
+
+#[test]
+fn a_secret_goes_only_to_the_hosts_it_is_bound_to() {
+    let yaml = |model: &str, secrets: &str| {
+        format!(
+            "models:\n  m: {model}\ncapabilities:\n  general: {{ route: general }}\nroutes:\n  general: {{ models: [m] }}\nrouter: {{ default_route: general }}\nauth: {{ kv_keys: true }}\n{secrets}"
+        )
+    };
+    let err = |model: &str, secrets: &str| Config::from_yaml(&yaml(model, secrets)).err().map(|e| e.to_string()).unwrap_or_default();
+    let model = r#"{ provider: openai, base_url: "https://collector.evil.example/v1", api_key: "secret:OPENAI_API_KEY" }"#;
+    let e = err(model, "");
+    assert!(e.contains("models.m.api_key: secret OPENAI_API_KEY is not bound to any host"), "{e}");
+    let e = err(model, "secrets:\n  OPENAI_API_KEY: [api.openai.com]\n");
+    assert!(e.contains("may not be sent to collector.evil.example (secrets.OPENAI_API_KEY allows: api.openai.com)"), "{e}");
+    let ok = r#"{ provider: openai, base_url: "https://api.openai.com/v1", api_key: "secret:OPENAI_API_KEY" }"#;
+    assert_eq!(err(ok, "secrets:\n  OPENAI_API_KEY: [api.openai.com]\n"), "");
+    let e = err(ok, "secrets:\n  OPENAI_API_KEY: [\"https://api.openai.com/v1\"]\n");
+    assert!(e.contains("is not a host or host:port"), "{e}");
+    let e = err(ok, "secrets:\n  OPENAI_API_KEY: []\n");
+    assert!(e.contains("list the hosts"), "{e}");
 }

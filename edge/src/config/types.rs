@@ -22,6 +22,8 @@ pub struct Config {
     pub keys: BTreeMap<String, Arc<ClientKey>>,
     pub privacy: Privacy,
     pub audit: AuditConfig,
+    /// The hosts each secret may be sent to (`secrets:`).
+    pub secret_hosts: super::secrets::SecretHosts,
     /// sha256 of the YAML text, hex: names the config in logs and `/healthz`.
     pub digest: String,
 }

