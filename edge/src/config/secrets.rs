@@ -77,6 +77,8 @@ pub(super) fn validate_bindings(p: &mut Problems, raw: &RawConfig) -> SecretHost
 /// Every secret a model or the classifier uses must be bound to that URL's host.
 pub(super) fn check_uses(p: &mut Problems, bindings: &SecretHosts, models: &BTreeMap<String, std::sync::Arc<Model>>, classifier: Option<&ClassifierTierConfig>) {
     let mut check = |at: String, secret: &str, url: &str| match bindings.get(secret) {
+        // An invalid name is reported where it is written, and never echoed: it may be a value.
+        _ if !is_secret_name(secret) => {}
         None => p.push(at, format!("secret {secret} is not bound to any host: add `secrets: {{{secret}: [<host>]}}`")),
         Some(hosts) if !allowed(hosts, url) => {
             let host = url_host(url).map(|(h, port)| port.map_or(h.clone(), |p| format!("{h}:{p}"))).unwrap_or_default();
