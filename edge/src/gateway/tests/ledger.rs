@@ -131,7 +131,7 @@ fn spend_never_passes_the_budget_under_64_interleaved_requests_of_random_sizes()
         let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
         let cap = body["max_completion_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(100);
         let seed = req.body.len() as u64;
-        let completion = if seed % 3 == 0 { cap * 4 } else { cap / 2 + seed % 7 };
+        let completion = if seed.is_multiple_of(3) { cap * 4 } else { cap / 2 + seed % 7 };
         let prompt = seed / 3;
         let mut v: Value = serde_json::from_str(CHAT_COMPLETION).unwrap_or_default();
         v["usage"] = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
