@@ -254,10 +254,17 @@ impl LedgerState {
 /// compare-and-swap attempt does.
 pub fn apply_stored(stored: Option<&[u8]>, now_ms: u64, op: &Op) -> Result<(Reply, Vec<u8>), String> {
     let text = stored.map(|b| std::str::from_utf8(b).map_err(|_| "stored counters are not UTF-8".to_owned())).transpose()?;
-    let mut state = LedgerState::load(text)?;
-    let reply = state.apply(now_ms, op);
-    let json = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
-    Ok((reply, json))
+    LedgerState::load(text)?.step(now_ms, op)
+}
+
+impl LedgerState {
+    /// Applies `op` and returns the reply with the JSON to store: the step a Durable Object
+    /// takes on the state it keeps in memory.
+    pub fn step(&mut self, now_ms: u64, op: &Op) -> Result<(Reply, Vec<u8>), String> {
+        let reply = self.apply(now_ms, op);
+        let json = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        Ok((reply, json))
+    }
 }
 
 /// A compare-and-swap store's answer to a swap: done, or the value changed since it was read

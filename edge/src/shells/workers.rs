@@ -21,7 +21,7 @@ use worker::{durable_object, event, Context, Delay, DurableObject, Env, Fetch, H
 use crate::gateway::{Body, Gateway};
 use crate::models;
 use crate::platform::{Clock, FetchError, HttpClient, KeyValue, KvError, Ledger, Log, ModelFiles, Random, Secrets, UpstreamRequest, UpstreamResponse};
-use crate::ledger::{self, Op, Reply};
+use crate::ledger::{LedgerState, Op, Reply};
 
 const KV_BINDING: &str = "GATEWAY_KV";
 /// The KV namespace holding the embedding tier's files, chunked (`crate::models`).
@@ -138,8 +138,7 @@ impl Ledger for WorkersPlatform {
 #[durable_object]
 pub struct LedgerObject {
     state: State,
-    /// The stored JSON (empty: nothing stored yet).
-    cache: RefCell<Option<Vec<u8>>>,
+    cache: RefCell<Option<LedgerState>>,
 }
 
 impl DurableObject for LedgerObject {
@@ -154,22 +153,22 @@ impl DurableObject for LedgerObject {
         };
         if self.cache.borrow().is_none() {
             let stored: Option<String> = self.state.storage().get("state").await?;
+            // Corrupt counters deny (the edge answers 500 and logs), never reset to zero.
+            let loaded = match LedgerState::load(stored.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return worker::Response::error(format!("ledger: {e}"), 500),
+            };
             // Another event may have loaded it while we awaited storage.
-            self.cache.borrow_mut().get_or_insert(stored.unwrap_or_default().into_bytes());
+            self.cache.borrow_mut().get_or_insert(loaded);
         }
         // One core step, with no await between reading and updating the state, so concurrent
-        // events cannot interleave. Corrupt counters deny (the edge answers 500 and logs).
+        // events cannot interleave.
         let (reply, json) = {
             let mut cache = self.cache.borrow_mut();
-            let stored = cache.as_deref().filter(|b| !b.is_empty());
-            match ledger::apply_stored(stored, worker::Date::now().as_millis(), &op) {
-                Ok((reply, json)) => {
-                    *cache = Some(json.clone());
-                    (reply, String::from_utf8_lossy(&json).into_owned())
-                }
-                Err(e) => return worker::Response::error(format!("ledger: {e}"), 500),
-            }
+            let state = cache.get_or_insert_with(LedgerState::default);
+            state.step(worker::Date::now().as_millis(), &op).map_err(worker::Error::RustError)?
         };
+        let json = String::from_utf8_lossy(&json).into_owned();
         self.state.storage().put("state", json).await?;
         worker::Response::from_json(&reply)
     }

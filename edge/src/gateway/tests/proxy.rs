@@ -43,30 +43,29 @@ fn a_hanging_model_times_out_at_its_timeout_and_falls_back() {
     assert_eq!(f[1].at_ms - f[0].at_ms, 700, "slow's timeout_ms");
 }
 
-#[test]
-fn retry_after_is_honoured_up_to_its_cap() {
+/// The `fallback-429` route, its first model answering 429 with this `Retry-After`.
+fn limited_with_retry_after(secs: &'static str) -> (crate::testing::MemoryPlatform, crate::Gateway) {
     let (p, gw) = setup();
-    p.on_fetch(|req| {
+    p.on_fetch(move |req| {
         if req.url.contains("status-429") {
-            Upstream::json(429, json!({"error": {"message": "slow down"}})).header("retry-after", "1")
+            Upstream::json(429, json!({"error": {"message": "slow down"}})).header("retry-after", secs)
         } else {
             provider(req)
         }
     });
+    (p, gw)
+}
+
+#[test]
+fn retry_after_is_honoured_up_to_its_cap() {
+    let (p, gw) = limited_with_retry_after("1");
     let r = chat(&p, &gw, "main", json!({"model": "fallback-429", "messages": user("hi")}));
     assert_served(&r, "oa", 3);
     let f = p.fetches();
     assert_eq!(f[1].at_ms - f[0].at_ms, 1000, "Retry-After: 1 is waited exactly");
 
     // Past max_retry_after_ms (1000) the model is not retried: the route moves on at once.
-    let (p, gw) = setup();
-    p.on_fetch(|req| {
-        if req.url.contains("status-429") {
-            Upstream::json(429, json!({"error": {"message": "slow down"}})).header("retry-after", "30")
-        } else {
-            provider(req)
-        }
-    });
+    let (p, gw) = limited_with_retry_after("30");
     let r = chat(&p, &gw, "main", json!({"model": "fallback-429", "messages": user("hi")}));
     assert_served(&r, "oa", 2);
     let f = p.fetches();

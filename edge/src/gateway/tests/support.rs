@@ -75,11 +75,10 @@ pub fn events(sse: &str) -> Vec<String> {
 
 /// A recorded SSE body replayed one event per chunk, 2 ms apart.
 pub fn recorded_sse(sse: &str) -> Upstream {
-    let Upstream::Answer { headers, .. } = Upstream::sse::<[&str; 0], &str>([]) else { unreachable!() };
     Upstream::Answer {
         delay_ms: 0,
         status: 200,
-        headers,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
         chunks: events(sse).into_iter().map(|e| bytes::Bytes::from(format!("{e}\n\n"))).collect(),
         chunk_delay_ms: 2,
         break_after: None,
