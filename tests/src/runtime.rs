@@ -177,6 +177,9 @@ impl Runtime {
                     .arg(format!("--var=anthropic_api_key={ANTHROPIC_KEY}"))
                     .arg(format!("--var=classifier_secret={}", crate::classifier::SECRET))
                     .arg(format!("--var=gateway_secret_hosts={SECRET_HOSTS}"))
+                    // Outbound HTTP only to spin.toml's allowed_outbound_hosts, as under Spin
+                    // (the mock providers listen on 127.0.0.1).
+                    .arg(concat!("--manifest=", env!("CARGO_MANIFEST_DIR"), "/../spin.toml"))
                     .args(host_args)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())

@@ -1,6 +1,7 @@
 //! wasi-host's parts, as a library for the binary (`main.rs`) and the benchmarks.
 //!
-//! - `serve`, `spin_api`: a wasi:http host for the gateway's Spin component.
+//! - `serve`, `spin_api`, `outbound`: a wasi:http host for the gateway's Spin component, with
+//!   Spin's `allowed_outbound_hosts` enforced.
 //! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp
 //!   (feature `classifier`, on by default); `llama`, the few llama.cpp calls it makes.
 
@@ -10,5 +11,6 @@ pub mod classifier;
 mod llama;
 #[cfg(feature = "classifier")]
 pub mod nn;
+pub mod outbound;
 pub mod serve;
 pub mod spin_api;

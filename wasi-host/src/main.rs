@@ -8,7 +8,7 @@
 
 #[cfg(feature = "classifier")]
 use wasi_host::{classifier, nn};
-use wasi_host::{serve, spin_api};
+use wasi_host::{outbound, serve, spin_api};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +60,17 @@ enum Command {
         /// an isolate; the gateway with tier 2 loaded uses about 100 MiB.)
         #[arg(long, default_value_t = 256)]
         max_memory_mib: usize,
+        /// A Spin manifest whose component's `allowed_outbound_hosts` the guest may call (as Spin
+        /// enforces it); without it and without --allow-outbound, no outbound request is allowed.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The manifest's component, when it has several.
+        #[arg(long)]
+        component_id: Option<String>,
+        /// An origin the guest may call besides the manifest's: scheme://host[:port], with `*`
+        /// wildcards as in Spin (e.g. http://127.0.0.1:*).
+        #[arg(long = "allow-outbound", value_name = "ORIGIN")]
+        allow_outbound: Vec<String>,
     },
     /// Serve the tier-3 classifier (`POST /v1/classify`, signed by the edge).
     #[cfg(feature = "classifier")]
@@ -151,7 +162,30 @@ fn pairs(items: &[String], what: &str) -> Result<HashMap<String, String>> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { component, listen, kv, vars, max_concurrency, dirs, instance_reuse, idle_instances, deadline_secs, max_memory_mib } => {
+        Command::Serve {
+            component,
+            listen,
+            kv,
+            vars,
+            max_concurrency,
+            dirs,
+            instance_reuse,
+            idle_instances,
+            deadline_secs,
+            max_memory_mib,
+            manifest,
+            component_id,
+            allow_outbound,
+        } => {
+            let mut outbound = match &manifest {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    outbound::AllowedHosts::from_manifest(&text, component_id.as_deref())
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                }
+                None => outbound::AllowedHosts::default(),
+            };
+            outbound.extend(outbound::AllowedHosts::parse(&allow_outbound).map_err(|e| anyhow::anyhow!("--allow-outbound: {e}"))?);
             let dirs = dirs
                 .iter()
                 .map(|d| match d.split_once("::") {
@@ -173,6 +207,7 @@ fn main() -> Result<()> {
                 idle_instances,
                 deadline: std::time::Duration::from_secs(deadline_secs.max(1)),
                 max_memory_bytes: max_memory_mib.saturating_mul(1024 * 1024),
+                outbound,
             }))
         }
         #[cfg(feature = "classifier")]

@@ -26,6 +26,7 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::outbound::{AllowedHosts, Hooks};
 use crate::spin_api::{SpinConfig, SpinHost};
 
 /// wasmtime 48 has its own error type; the CLI reports through anyhow.
@@ -41,6 +42,8 @@ pub struct RequestState {
     pub spin: Arc<SpinConfig>,
     /// The instance's memory cap (linear memories and tables).
     pub limits: StoreLimits,
+    /// Outbound HTTP only to the allowed origins.
+    pub hooks: Hooks,
 }
 
 impl WasiView for RequestState {
@@ -51,7 +54,7 @@ impl WasiView for RequestState {
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -70,6 +73,8 @@ pub struct ServeOptions {
     pub deadline: Duration,
     /// Linear memory one instance may grow to.
     pub max_memory_bytes: usize,
+    /// Origins the component may send HTTP requests to (Spin's `allowed_outbound_hosts`).
+    pub outbound: AllowedHosts,
 }
 
 /// Epoch tick of `serve`'s deadline.
@@ -84,6 +89,7 @@ struct Server {
     idle_instances: usize,
     deadline_ticks: u64,
     max_memory_bytes: usize,
+    outbound: Arc<AllowedHosts>,
     idle: Mutex<Vec<Idle>>,
     /// Signalled when an instance goes back to the pool.
     returned: tokio::sync::Notify,
@@ -132,6 +138,7 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         idle_instances: opts.idle_instances,
         deadline_ticks: u64::try_from(opts.deadline.as_millis() / TICK.as_millis()).unwrap_or(u64::MAX).max(1),
         max_memory_bytes: opts.max_memory_bytes,
+        outbound: Arc::new(opts.outbound),
         idle: Mutex::new(Vec::new()),
         returned: tokio::sync::Notify::new(),
     });
@@ -208,7 +215,14 @@ impl Server {
         let limits = StoreLimitsBuilder::new().memory_size(self.max_memory_bytes).trap_on_grow_failure(true).build();
         let mut store = Store::new(
             self.pre.engine(),
-            RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new(), spin: self.spin.clone(), limits },
+            RequestState {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                spin: self.spin.clone(),
+                limits,
+                hooks: Hooks(self.outbound.clone()),
+            },
         );
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
