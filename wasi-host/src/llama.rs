@@ -55,7 +55,11 @@ pub fn quantize(input: &Path, output: &Path, ftype: sys::llama_ftype, threads: i
 }
 
 /// A loaded model: read-only once loaded, so shared by every context and thread.
-pub struct Model(NonNull<sys::llama_model>);
+pub struct Model {
+    ptr: NonNull<sys::llama_model>,
+    /// Logits per token position (read once: `Context::logits` needs it on every call).
+    n_vocab: usize,
+}
 
 // SAFETY: llama.cpp does not mutate a model after loading it (contexts keep their own state);
 // creating contexts concurrently is the one exception, which `GraphInner` serialises.
@@ -72,29 +76,30 @@ impl Model {
             params.n_gpu_layers = i32::try_from(gpu_layers).unwrap_or(i32::MAX);
             sys::llama_model_load_from_file(path.as_ptr(), params)
         };
-        NonNull::new(model).map(Self).ok_or_else(|| "llama.cpp could not load it (WASI_HOST_LLAMA_LOG=1 shows why)".into())
+        let ptr = NonNull::new(model).ok_or("llama.cpp could not load it (WASI_HOST_LLAMA_LOG=1 shows why)")?;
+        // SAFETY: a live model and its own vocabulary.
+        let n = unsafe { sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(ptr.as_ptr())) };
+        Ok(Self { ptr, n_vocab: usize::try_from(n).unwrap_or(0) })
     }
 
     pub fn n_params(&self) -> u64 {
         // SAFETY: a live model.
-        unsafe { sys::llama_model_n_params(self.0.as_ptr()) }
+        unsafe { sys::llama_model_n_params(self.ptr.as_ptr()) }
     }
 
     /// Bytes of weights.
     pub fn size(&self) -> u64 {
         // SAFETY: a live model.
-        unsafe { sys::llama_model_size(self.0.as_ptr()) }
+        unsafe { sys::llama_model_size(self.ptr.as_ptr()) }
     }
 
     fn vocab(&self) -> *const sys::llama_vocab {
         // SAFETY: a live model; the vocabulary lives as long as it.
-        unsafe { sys::llama_model_get_vocab(self.0.as_ptr()) }
+        unsafe { sys::llama_model_get_vocab(self.ptr.as_ptr()) }
     }
 
     pub fn n_vocab(&self) -> usize {
-        // SAFETY: the model's own vocabulary.
-        let n = unsafe { sys::llama_vocab_n_tokens(self.vocab()) };
-        usize::try_from(n).unwrap_or(0)
+        self.n_vocab
     }
 
     /// `text` as tokens; `add_special` adds BOS/EOS as the model is configured to, and
@@ -135,7 +140,7 @@ impl Model {
             params.kv_unified = true;
             params.n_threads = p.threads;
             params.n_threads_batch = p.threads;
-            sys::llama_init_from_model(self.0.as_ptr(), params)
+            sys::llama_init_from_model(self.ptr.as_ptr(), params)
         };
         let ptr = NonNull::new(ctx).ok_or("llama.cpp could not create a context with these settings")?;
         Ok(Context { ptr, model: self })
@@ -145,7 +150,7 @@ impl Model {
 impl Drop for Model {
     fn drop(&mut self) {
         // SAFETY: contexts borrow the model, so none outlives it.
-        unsafe { sys::llama_model_free(self.0.as_ptr()) }
+        unsafe { sys::llama_model_free(self.ptr.as_ptr()) }
     }
 }
 
