@@ -1,5 +1,5 @@
 # Sourced by the scripts: where build output and tools live (outside the clone, reused between
-# runs), and the variables worker-build and the tests read.
+# runs), and the variables the build scripts and the tests read.
 CACHE="${LLM_GATEWAY_CACHE:-$HOME/.cache/llm-gateway}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NPM_DIR="$CACHE/npm/node_modules"
