@@ -18,6 +18,7 @@
 //! The money and tokens to reserve are the worst case over the models left (see `ledger.rs`).
 
 pub mod cost;
+pub mod media;
 pub mod pii;
 
 use crate::api::ParsedChat;
@@ -122,8 +123,10 @@ pub struct Rejected {
 pub struct Plan {
     pub models: Vec<String>,
     pub rejected: Vec<Rejected>,
-    /// Estimated prompt tokens.
+    /// Estimated prompt tokens: the most over the models left (media count per provider).
     pub prompt_tokens: u64,
+    /// Estimated prompt tokens on each model left, in `models` order.
+    pub model_prompt_tokens: Vec<u64>,
     /// Prompt plus the most output tokens, over the models left.
     pub reserve_tokens: u64,
     /// Worst-case nano-dollars over the models left.
@@ -167,8 +170,10 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
         }
     }
     let require_local = config.routes.get(&decision.route).is_some_and(|r| r.require_local);
-    let prompt_tokens = cost::estimate_prompt_tokens(&chat.request);
+    let text_tokens = cost::estimate_text_tokens(&chat.request);
+    let media = media::media_of(&chat.request);
     let mut models = Vec::new();
+    let mut model_prompt_tokens = Vec::new();
     let mut rejected = Vec::new();
     let mut reserve_tokens = 0;
     let mut reserve_cost = 0;
@@ -193,6 +198,7 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
                 continue;
             }
         }
+        let prompt_tokens = cost::prompt_tokens_on(text_tokens, &media, model);
         let (tokens, worst) = worst_case(model, chat, prompt_tokens);
         if let Some(cap) = key.max_cost_per_request {
             if worst > cap {
@@ -207,6 +213,7 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
         reserve_tokens = reserve_tokens.max(tokens);
         reserve_cost = reserve_cost.max(worst);
         models.push(name.clone());
+        model_prompt_tokens.push(prompt_tokens);
     }
     if models.is_empty() {
         let why: Vec<String> = rejected.iter().map(|r| format!("{}: {}", r.model, r.reason)).collect();
@@ -214,7 +221,15 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
         return Err(forbidden(format!("No model on route `{}` may serve this request ({}).", decision.route, why.join("; ")), code));
     }
     decision.models.clone_from(&models);
-    Ok(Plan { models, rejected, prompt_tokens, reserve_tokens, reserve_cost, pinned_local })
+    let prompt_tokens = model_prompt_tokens.iter().copied().max().unwrap_or(text_tokens);
+    Ok(Plan { models, rejected, prompt_tokens, model_prompt_tokens, reserve_tokens, reserve_cost, pinned_local })
+}
+
+impl Plan {
+    /// Estimated prompt tokens on `model` (the most over the route for a model not on it).
+    pub fn prompt_tokens_on(&self, model: &str) -> u64 {
+        self.models.iter().position(|m| m == model).and_then(|i| self.model_prompt_tokens.get(i).copied()).unwrap_or(self.prompt_tokens)
+    }
 }
 
 fn is_local(config: &Config, model: &str) -> bool {

@@ -3,7 +3,9 @@
 //! `POST /v1/classify` (signed by the edge, see `gateway-signing`) runs the classifier guest
 //! (`wasi-host/guest`, wasm32-wasip1) with the request on stdin; the guest scores the labels with
 //! the GGUF model through wasi-nn (`nn.rs`). Bounded: one body limit, `--concurrency` guests at
-//! once, `--queue` more waiting (429 beyond), a per-request timeout (504), graceful shutdown.
+//! once, `--queue` more waiting (429 beyond), each edge caller at most `--caller-share` of those
+//! together (429 beyond: one client key cannot fill the queue), a per-request timeout (504),
+//! graceful shutdown.
 //! `GET /healthz`, `GET /metrics` (Prometheus text).
 
 use std::net::SocketAddr;
@@ -51,6 +53,8 @@ pub struct ClassifyOptions {
     pub secret: Secret,
     pub concurrency: usize,
     pub queue: usize,
+    /// Running and waiting requests one caller may hold at once (0: half of concurrency + queue).
+    pub caller_share: usize,
     pub timeout: Duration,
     pub max_body: usize,
 }
@@ -245,6 +249,7 @@ struct Service {
     nonces: Mutex<NonceCache>,
     permits: Arc<Semaphore>,
     queue: usize,
+    shares: Arc<crate::fair::CallerShares>,
     timeout: Duration,
     max_body: usize,
     metrics: Arc<Metrics>,
@@ -288,6 +293,7 @@ pub async fn run(opts: ClassifyOptions) -> Result<()> {
         nonces: Mutex::new(NonceCache::new(1_000_000)),
         permits: Arc::new(Semaphore::new(opts.concurrency.max(1))),
         queue: opts.queue,
+        shares: crate::fair::CallerShares::new(if opts.caller_share > 0 { opts.caller_share } else { (opts.concurrency.max(1) + opts.queue).div_ceil(2) }),
         timeout: opts.timeout,
         max_body: opts.max_body,
         metrics: Arc::new(Metrics::default()),
@@ -324,7 +330,7 @@ impl Service {
         let started = Instant::now();
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         let (outcome, status, body, nonce) = match (method.clone(), path.as_str()) {
-            (Method::GET, "/healthz") => (Outcome::Ok, StatusCode::OK, json!({"status": "ok", "model": self.model}), None),
+            (Method::GET, "/healthz") => (Outcome::Ok, StatusCode::OK, json!({"status": "ok", "model": self.model, "callers": self.shares.callers()}), None),
             (Method::GET, "/metrics") => {
                 let text = self.metrics.render();
                 return hyper::Response::builder()
@@ -385,15 +391,27 @@ impl Service {
             return (outcome, error(StatusCode::UNAUTHORIZED, "authentication_error", "the request is not signed correctly, is stale, or was replayed"), None);
         }
         let nonce = Some(signed.nonce);
-        let request: Value = match serde_json::from_slice(&body) {
+        let mut request: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => return (Outcome::BadRequest, error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}")), nonce),
         };
+        let caller = match crate::fair::caller_id(&request) {
+            Ok(c) => c,
+            Err(m) => return (Outcome::BadRequest, error(StatusCode::BAD_REQUEST, "invalid_request_error", m), nonce),
+        };
+        // The caller id is the host's business, not the guest's.
+        if let Some(o) = request.as_object_mut() {
+            o.remove("caller");
+        }
         if request.get("settings").is_some() {
             return (Outcome::BadRequest, error(StatusCode::BAD_REQUEST, "invalid_request_error", "settings are the host's, not the caller's"), nonce);
         }
 
-        // Admission: at most `queue` waiting behind the running ones.
+        // Admission: the caller's share first (one key cannot fill the queue), then at most
+        // `queue` waiting behind the running ones.
+        let Some(share) = self.shares.try_take(&caller) else {
+            return (Outcome::Busy, error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "this caller holds its share of the classifier queue"), nonce);
+        };
         if self.permits.available_permits() == 0 && self.metrics.waiting.load(Ordering::Relaxed) >= self.queue {
             return (Outcome::Busy, error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "the classifier queue is full"), nonce);
         }
@@ -412,7 +430,7 @@ impl Service {
         // The permit moves into the task: a classification that outlives its deadline still holds
         // its slot (and counts as in flight) until the model finishes, so both stay true.
         let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let (_permit, _share) = (permit, share);
             let out = guest.classify(request);
             metrics.running.fetch_sub(1, Ordering::Relaxed);
             out

@@ -3,10 +3,13 @@
 //! - `serve`, `spin_api`, `outbound`: a wasi:http host for the gateway's Spin component, with
 //!   Spin's `allowed_outbound_hosts` enforced.
 //! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp
-//!   (feature `classifier`, on by default); `llama`, the few llama.cpp calls it makes.
+//!   (feature `classifier`, on by default); `llama`, the few llama.cpp calls it makes; `fair`, each
+//!   edge caller's share of its queue.
 
 #[cfg(feature = "classifier")]
 pub mod classifier;
+#[cfg(feature = "classifier")]
+mod fair;
 #[cfg(feature = "classifier")]
 mod llama;
 #[cfg(feature = "classifier")]

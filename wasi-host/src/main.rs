@@ -95,6 +95,10 @@ enum Command {
         /// Requests waiting beyond those; more get 429.
         #[arg(long, default_value_t = 16)]
         queue: usize,
+        /// Running and waiting requests one edge caller (client key) may hold at once, so one key
+        /// cannot fill the queue; 0: half of --concurrency + --queue.
+        #[arg(long, default_value_t = 0)]
+        caller_share: usize,
         /// Per-request deadline in milliseconds, queue wait included (504 after).
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
@@ -219,6 +223,7 @@ fn main() -> Result<()> {
             secret_env,
             concurrency,
             queue,
+            caller_share,
             timeout_ms,
             max_body,
             max_text_chars,
@@ -252,6 +257,7 @@ fn main() -> Result<()> {
                 secret,
                 concurrency,
                 queue,
+                caller_share,
                 timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
                 max_body,
             }))

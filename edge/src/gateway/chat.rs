@@ -65,7 +65,7 @@ pub async fn chat<P: Platform>(
     let (admitted, mut headers) = admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
     rec.sensitive = sensitivity.reasons();
-    let mut decision = route(shared, p, &config, &chat, &sensitivity).await?;
+    let mut decision = route(shared, p, &config, &key.name, &chat, &sensitivity).await?;
     rec.decision = Some(decision.clone());
     if config.audit.include_prompts {
         rec.prompt = Some(audit::redacted_prompt(&chat, &config.privacy.pii));
@@ -103,9 +103,10 @@ pub async fn chat<P: Platform>(
     let gate_config = Arc::clone(&config);
     let gate_p = p.clone();
     let gate_chat = chat.clone();
-    let prompt_tokens = plan.prompt_tokens;
+    let gate_plan = plan.clone();
     let gate = move |model: Arc<Model>| -> LocalBoxFuture<'static, Result<(), AttemptError>> {
         let (shared, config, p, chat) = (Rc::clone(&gate_shared), Arc::clone(&gate_config), gate_p.clone(), gate_chat.clone());
+        let prompt_tokens = gate_plan.prompt_tokens_on(&model.name);
         async move {
             let limits = model_limits(&model);
             if limits.is_empty() {
@@ -134,10 +135,11 @@ pub async fn chat<P: Platform>(
     rec.model = Some(served.model.clone());
     let model = config.models.get(&served.model).map(Arc::clone);
     if let Some(m) = &model {
-        let (tokens, worst) = policy::worst_case(m, &chat, plan.prompt_tokens);
+        let prompt_tokens = plan.prompt_tokens_on(&m.name);
+        let (tokens, worst) = policy::worst_case(m, &chat, prompt_tokens);
         finish.model = Some((Arc::clone(m), tokens));
         rec.cost_nanos = Some(worst);
-        rec.tokens = Some((plan.prompt_tokens, tokens - plan.prompt_tokens));
+        rec.tokens = Some((prompt_tokens, tokens - prompt_tokens));
     }
     match served.output {
         Output::Json(v) => {

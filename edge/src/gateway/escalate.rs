@@ -35,10 +35,20 @@ fn cut(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// The body of `POST /v1/classify`: the text, every configured capability with its description,
-/// and tier 2's scores as a hint.
-pub fn request_body(cfg: &ClassifierTierConfig, text: &str, hint: &[(String, f64)]) -> Bytes {
+/// The id the classifier host shares its queue by (`wasi-host classify --caller-share`): one per
+/// client key, opaque (the first 16 hex digits of a hash of the key's name), so the host learns
+/// which requests come from the same key and nothing else about it.
+pub fn caller_id(key_name: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new().chain_update(b"llm-gateway classifier caller\0").chain_update(key_name.as_bytes()).finalize();
+    hex::encode(&digest[..8])
+}
+
+/// The body of `POST /v1/classify`: the caller's id, the text, every configured capability with
+/// its description, and tier 2's scores as a hint.
+pub fn request_body(cfg: &ClassifierTierConfig, caller: &str, text: &str, hint: &[(String, f64)]) -> Bytes {
     let body = json!({
+        "caller": caller,
         "text": cut(text, MAX_TEXT_BYTES),
         "labels": cfg.labels.iter().map(|l| json!({"name": l.capability, "description": l.description})).collect::<Vec<_>>(),
         "hint": hint.iter().map(|(label, score)| json!({"label": label, "score": score})).collect::<Vec<_>>(),
@@ -46,10 +56,10 @@ pub fn request_body(cfg: &ClassifierTierConfig, text: &str, hint: &[(String, f64
     Bytes::from(body.to_string())
 }
 
-pub async fn classify<P: Platform>(p: &P, cfg: &ClassifierTierConfig, text: &str, hint: &[(String, f64)]) -> Result<ClassifierAnswer, String> {
+pub async fn classify<P: Platform>(p: &P, cfg: &ClassifierTierConfig, caller: &str, text: &str, hint: &[(String, f64)]) -> Result<ClassifierAnswer, String> {
     let secret = p.secret(&cfg.secret).await.ok_or_else(|| format!("the secret {:?} is not set", cfg.secret))?;
     let secret = Secret::new(&secret).map_err(|e| format!("the secret {:?}: {e}", cfg.secret))?;
-    let body = request_body(cfg, text, hint);
+    let body = request_body(cfg, caller, text, hint);
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&p.random_u64().to_le_bytes());
     nonce[8..].copy_from_slice(&p.random_u64().to_le_bytes());

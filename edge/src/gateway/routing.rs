@@ -19,7 +19,8 @@ use super::chat::{authenticated_chat, Shared};
 /// Runs the router: tier 2 loaded first when the cascade will need it, and tier 3 (the
 /// classifier host) asked when tiers 1-2 fall through, unless the prompt is sensitive and the
 /// host is not declared local: residency is decided before any tier sends the prompt anywhere.
-pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &ParsedChat, sensitivity: &policy::Sensitivity) -> Result<router::Decision, GatewayError> {
+/// `key` names the client key (the classifier host shares its queue per key).
+pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, key: &str, chat: &ParsedChat, sensitivity: &policy::Sensitivity) -> Result<router::Decision, GatewayError> {
     let mut decision = match config.router.embedding.as_ref().filter(|_| router::needs_semantic(config, chat)) {
         None => router::decide(config, chat, router::Tier2::Off)?,
         Some(cfg) => match shared.semantic.get(p, cfg).await {
@@ -28,7 +29,7 @@ pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, chat: &
         },
     };
     if let Some(cfg) = router::escalation(config, &decision, sensitivity.is_sensitive()) {
-        let answer = super::escalate::classify(p, cfg, &chat.routing_text(), &router::embedding_scores(&decision)).await;
+        let answer = super::escalate::classify(p, cfg, &super::escalate::caller_id(key), &chat.routing_text(), &router::embedding_scores(&decision)).await;
         if let Err(e) = &answer {
             p.log(&serde_json::json!({"level": "warn", "event": "classifier_unavailable", "error": e}));
         }
@@ -45,7 +46,7 @@ pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config
     // The route endpoint runs the same tiers: it counts against the key's request rate.
     let (_, headers) = super::counters::admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
-    let mut decision = route(shared, p, &config, &chat, &sensitivity).await?;
+    let mut decision = route(shared, p, &config, &key.name, &chat, &sensitivity).await?;
     let plan = policy::plan(&config, &key, &mut decision, &chat, &sensitivity);
     rec.decision = Some(decision.clone());
     let d = &decision;

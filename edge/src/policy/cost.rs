@@ -6,16 +6,32 @@
 //! (`estimate_is_an_upper_bound_of_openai_tokenizers`). The provider's reported usage settles
 //! the difference afterwards.
 
+use super::media;
 use crate::api::{ChatRequest, Content};
 use crate::config::{Model, Price};
 
 /// Tokens a message costs beyond its text (role, separators), as OpenAI counts them.
 const PER_MESSAGE: u64 = 4;
 
-/// An upper-bound estimate of the prompt's tokens (see `TextCount`); a 2-byte character
-/// (Latin accents, Cyrillic, Greek, Arabic) counts 1, a 3-byte one (CJK) 2, a 4-byte one
-/// (emoji) 3, which covers both of OpenAI's tokenizers. Images count a fixed 1,000.
+/// An upper-bound estimate of the prompt's tokens when the model is not known yet (`/v1/route`,
+/// `gateway eval`): the text (`estimate_text_tokens`) plus each media part at the most any of
+/// the providers' rules gives it (`media`).
 pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
+    let worst = media::media_of(req).iter().map(media::tokens_on_any_provider).fold(0u64, u64::saturating_add);
+    estimate_text_tokens(req).saturating_add(worst)
+}
+
+/// The prompt's tokens on `model`: its text plus `media` (from `media::media_of`) by the
+/// rules of the model's provider.
+pub fn prompt_tokens_on(text_tokens: u64, media: &[media::Media], model: &Model) -> u64 {
+    media.iter().map(|m| media::tokens(m, model)).fold(text_tokens, u64::saturating_add)
+}
+
+/// An upper-bound estimate of the tokens of the prompt's text, tool calls and tool definitions
+/// (see `TextCount`); a 2-byte character (Latin accents, Cyrillic, Greek, Arabic) counts 1, a
+/// 3-byte one (CJK) 2, a 4-byte one (emoji) 3, which covers both of OpenAI's tokenizers.
+/// Images, audio and files are counted per model (`prompt_tokens_on`).
+pub fn estimate_text_tokens(req: &ChatRequest) -> u64 {
     let mut text = TextCount::default();
     let mut fixed: u64 = 3;
     for m in &req.messages {
@@ -26,7 +42,7 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
                 for p in parts {
                     match p {
                         crate::api::ContentPart::Text { text: t } => text.add(t),
-                        _ => fixed += 1_000,
+                        _ => {}
                     }
                 }
             }

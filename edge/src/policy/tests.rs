@@ -109,6 +109,23 @@ fn cost_cap_skips_expensive_models() {
     assert!(p.rejected.iter().all(|r| r.reason.contains("above this key's limit")), "{:?}", p.rejected);
 }
 
+#[test]
+fn images_count_toward_the_cost_cap_by_the_providers_rules() {
+    // Text alone fits the $0.001 cap on cloud-a ($1/$2 per Mtok: about 100 x $2/Mtok).
+    let text = serde_json::json!({"model": "general", "max_tokens": 100, "messages": [{"role": "user", "content": "what is this?"}]});
+    let (_, p) = run("cheap", &text.to_string()).expect("allowed");
+    assert_eq!(p.models, ["cloud-a", "local-c"]);
+    // A remote image of unknown size counts as the rule's largest, 1,445 tokens: over the cap on
+    // cloud-a. local-c (free) still serves it.
+    let image = serde_json::json!({"model": "general", "max_tokens": 100, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "https://img.example/x.png"}}]}]});
+    let (d, p) = run("cheap", &image.to_string()).expect("the local model is left");
+    assert_eq!(d.models, ["local-c"]);
+    assert!(p.rejected.iter().any(|r| r.model == "cloud-a" && r.reason.contains("above this key's limit")), "{:?}", p.rejected);
+    assert_eq!(p.prompt_tokens_on("local-c"), p.prompt_tokens);
+    assert!(p.prompt_tokens > 1_445, "{}", p.prompt_tokens);
+}
+
 /// Personal data hidden in every place a request carries text to a provider: each case must
 /// be pinned to the local model.
 #[test]

@@ -52,7 +52,7 @@ impl Tier3 {
 
     fn classify(&self, text: &str, hint: &[(String, f64)]) -> Result<llm_gateway::router::ClassifierAnswer> {
         use llm_gateway::gateway::escalate;
-        let body = escalate::request_body(&self.cfg, text, hint);
+        let body = escalate::request_body(&self.cfg, &escalate::caller_id("gateway-eval"), text, hint);
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("random: {e}"))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();

@@ -62,6 +62,11 @@ fn an_unsure_prompt_is_classified_by_a_signed_exchange_and_routed_by_its_label()
     let body = sent.body_json();
     let labels: Vec<&str> = body["labels"].as_array().into_iter().flatten().filter_map(|l| l["name"].as_str()).collect();
     assert!(labels.contains(&"code") && labels.contains(&"general"), "{labels:?}");
+    // The host shares its queue per client key: an opaque id, never the key's name.
+    let caller = body["caller"].as_str().unwrap_or_default();
+    assert_eq!(caller, crate::gateway::escalate::caller_id("main"));
+    assert!(caller.len() == 16 && !caller.contains("main"), "{caller}");
+    assert_ne!(caller, crate::gateway::escalate::caller_id("other"));
 }
 
 #[test]
