@@ -45,6 +45,7 @@ cases!(
     stream_falls_back_before_first_byte,
     stream_failure_midway_ends_with_error_event,
     all_models_failing_is_502,
+    a_provider_outside_the_allowed_hosts_is_refused,
     bad_input_gets_openai_errors,
     provider_error_echoing_key_is_redacted,
     missing_secret_is_named,
@@ -78,7 +79,9 @@ pub fn test_key(name: &str) -> String {
 }
 
 pub fn config_yaml(mock: &Mock, extra_model: bool) -> String {
-    let mut text = String::from_utf8_lossy(&crate::fixture("e2e.yaml")).replace("{{MOCK}}", &mock.url());
+    let mut text = String::from_utf8_lossy(&crate::fixture("e2e.yaml"))
+        .replace("{{MOCK}}", &mock.url())
+        .replace("{{MOCK_OFFLIST}}", &mock.url().replace("127.0.0.1", "127.0.0.2"));
     while let Some(at) = text.find("{{HASH:") {
         let end = at + text[at..].find("}}").unwrap_or(0);
         let name = text[at + 7..end].to_owned();
@@ -338,6 +341,22 @@ async fn all_models_failing_is_502(c: &Ctx) -> Result<()> {
     ensure!(v["error"]["code"] == "upstream_unavailable" && v["error"]["type"] == "upstream_error", "{v}");
     ensure!(v["error"]["message"].as_str().is_some_and(|m| m.contains("broken2: server error (500)")), "{v}");
     ensure!(r.header("x-gateway-attempts") == "1");
+    Ok(())
+}
+
+/// A provider host outside spin.toml's `allowed_outbound_hosts`: the Spin host refuses the
+/// request before any connection, as Spin does, and the gateway answers a clear 502 naming the
+/// denial. workerd has no such list (Workers has no outbound allow-list): nothing listens there,
+/// so it is a 502 too, from the failed connection.
+async fn a_provider_outside_the_allowed_hosts_is_refused(c: &Ctx) -> Result<()> {
+    let r = post(c, json!({"model": "offlist", "messages": user("hi")})).await?;
+    ensure!(r.status == 502, "{} {}", r.status, r.text);
+    let v = r.json()?;
+    ensure!(v["error"]["code"] == "upstream_unavailable", "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default().to_ascii_lowercase();
+    if c.rt.kind == crate::runtime::Kind::Spin {
+        ensure!(message.contains("offlist") && message.contains("denied"), "the Spin build must name the denial: {v}");
+    }
     Ok(())
 }
 

@@ -141,7 +141,15 @@ impl WasiHttpHooks for Hooks {
         fut: Sent,
     ) -> Box<dyn Future<Output = Result<(hyper::Response<WasiBody>, Sent), Error>> + Send> {
         if !self.0.allows(request.uri()) {
-            return Box::new(async { Err(Error::HttpRequestDenied) });
+            // The guest writes its body before it awaits the response: read that body to its end
+            // (and drop it) before answering, so the guest sees the denial itself rather than a
+            // closed body stream that hides it ("StreamError::Closed").
+            let mut body = request.into_body();
+            return Box::new(async move {
+                use http_body_util::BodyExt;
+                while let Some(Ok(_)) = body.frame().await {}
+                Err(Error::HttpRequestDenied)
+            });
         }
         // What the default hook does.
         drop(fut);
