@@ -161,6 +161,13 @@ impl Mock {
     }
 
     async fn respond(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<Body>, std::io::Error> {
+        // Like some OpenAI-compatible servers (and proxies in front of them), the mock refuses a
+        // request body sent without its length (chunked): the gateway buffers every body it
+        // sends, so it must say how long it is, on every platform.
+        let chunked = req.headers().get("transfer-encoding").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("chunked"));
+        if req.method() == hyper::Method::POST && (chunked || !req.headers().contains_key("content-length")) {
+            return Ok(full(411, "application/json", r#"{"error":{"message":"Length Required: request bodies must carry Content-Length","type":"invalid_request_error"}}"#));
+        }
         let path = req.uri().path().to_owned();
         let behaviour = path.trim_start_matches('/').split('/').next().unwrap_or("").to_owned();
         let headers = req

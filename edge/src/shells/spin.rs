@@ -35,6 +35,8 @@ impl HttpClient for SpinPlatform {
         for (k, v) in &req.headers {
             builder.header(k.as_str(), v.as_str());
         }
+        // The body is buffered: say its length, or it goes chunked, which some servers refuse.
+        builder.header("content-length", req.body.len().to_string());
         let request = builder.body(req.body.to_vec()).build();
         let resp: IncomingResponse =
             spin_sdk::http::send(request).await.map_err(|e| FetchError::Connect(e.to_string()))?;
