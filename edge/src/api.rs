@@ -99,6 +99,13 @@ pub struct ImageUrl {
     pub detail: Option<String>,
 }
 
+impl ImageUrl {
+    /// The media type and payload of a base64 data URL (`data:<type>;base64,<data>`).
+    pub fn base64_data(url: &str) -> Option<(&str, &str)> {
+        url.strip_prefix("data:")?.split_once(";base64,")
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ToolCall {
     pub id: String,

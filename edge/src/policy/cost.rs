@@ -40,9 +40,8 @@ pub fn estimate_text_tokens(req: &ChatRequest) -> u64 {
             Some(Content::Text(t)) => text.add(t),
             Some(Content::Parts(parts)) => {
                 for p in parts {
-                    match p {
-                        crate::api::ContentPart::Text { text: t } => text.add(t),
-                        _ => {}
+                    if let crate::api::ContentPart::Text { text: t } = p {
+                        text.add(t);
                     }
                 }
             }

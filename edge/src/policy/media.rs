@@ -24,7 +24,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::api::{ChatRequest, Content, ContentPart};
+use crate::api::{ChatRequest, Content, ContentPart, ImageUrl};
 use crate::config::{Model, ProviderKind};
 
 /// A non-text part of the prompt, as far as its cost is concerned.
@@ -164,7 +164,7 @@ fn anthropic_image(size: Option<(u32, u32)>) -> u64 {
 
 /// The first `limit` decoded bytes of a base64 data URL (`data:<type>;base64,<data>`).
 fn inline_bytes(url: &str, limit: usize) -> Option<Vec<u8>> {
-    let (_, data) = url.strip_prefix("data:")?.split_once(";base64,")?;
+    let (_, data) = ImageUrl::base64_data(url)?;
     // Whole 4-character groups only, so a prefix decodes on its own.
     let take = (limit.div_ceil(3) * 4).min(data.len() / 4 * 4);
     base64::engine::general_purpose::STANDARD.decode(data.get(..take)?.as_bytes()).ok()
@@ -188,7 +188,7 @@ fn other_part(v: &Value) -> Media {
         },
         Some("file") => {
             let Some(data) = v.pointer("/file/file_data").and_then(Value::as_str) else { return Media::Unknown };
-            let b64 = data.split_once(";base64,").map_or(data, |(_, d)| d);
+            let b64 = ImageUrl::base64_data(data).map_or(data, |(_, d)| d);
             let bytes = decoded_len(b64);
             let pages = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()).map_or(0, |pdf| pdf_pages(&pdf));
             Media::File { bytes, pages }

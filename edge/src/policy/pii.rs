@@ -54,21 +54,25 @@ pub fn detect(text: &str, classes: &[PiiClass]) -> Vec<PiiClass> {
 /// every match holds a digit or an `@`, none of which a placeholder brings back, so it ends; the
 /// bound is a backstop.
 pub fn redact(text: &str, classes: &[PiiClass]) -> String {
-    let mut out = redact_once(text, classes);
+    let mut out = normalize(text).into_owned();
     for _ in 0..64 {
-        if detect(&out, classes).is_empty() {
-            break;
+        match redact_once(&out, classes) {
+            Some(next) => out = next,
+            None => break,
         }
-        out = redact_once(&out, classes);
     }
     out
 }
 
-fn redact_once(text: &str, classes: &[PiiClass]) -> String {
+/// One pass of `redact` over normalised text; `None` when it holds no match.
+fn redact_once(text: &str, classes: &[PiiClass]) -> Option<String> {
     let text = normalize(text);
     let bytes = text.as_bytes();
     let mut spans: Vec<(Range<usize>, PiiClass)> =
         classes.iter().flat_map(|&c| c.find(bytes).into_iter().map(move |r| (r, c))).collect();
+    if spans.is_empty() {
+        return None;
+    }
     spans.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -84,7 +88,7 @@ fn redact_once(text: &str, classes: &[PiiClass]) -> String {
         at = r.end;
     }
     out.push_str(&text[at..]);
-    out
+    Some(out)
 }
 
 /// Unicode digits, spaces and dashes as ASCII, invisible characters removed, obfuscated e-mail

@@ -11,7 +11,7 @@ pub mod stream;
 use serde_json::{json, Map, Value};
 
 use super::Encoded;
-use crate::api::{Content, ContentPart, Message, ParsedChat, ResponseFormat, Role, ToolChoice};
+use crate::api::{Content, ContentPart, ImageUrl, Message, ParsedChat, ResponseFormat, Role, ToolChoice};
 use crate::config::Model;
 use crate::error::{AttemptError, GatewayError};
 
@@ -193,8 +193,8 @@ fn content_blocks(content: Option<&Content>, i: usize) -> Result<Vec<Value>, Gat
 }
 
 fn image_block(url: &str, i: usize, j: usize) -> Result<Value, GatewayError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        if let Some((media_type, data)) = rest.split_once(";base64,") {
+    if url.starts_with("data:") {
+        if let Some((media_type, data)) = ImageUrl::base64_data(url) {
             return Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}));
         }
         return Err(GatewayError::bad_request(
