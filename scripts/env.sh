@@ -24,6 +24,9 @@ export GATEWAY_SPIN_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/llm_gateway.wa
 # wasi-host has a target dir of its own: scripts/build compiles it while the wasm builds run.
 HOST_TARGET_DIR="${LLM_GATEWAY_HOST_TARGET_DIR:-$CACHE/target-host}"
 export WASI_HOST_BIN="$HOST_TARGET_DIR/host/wasi-host"
+# `wasi-host serve` keeps the Spin component's compiled code here: the suites start it several
+# times, and compiling the gateway takes ~19 s on two cores against ~50 ms to load.
+export WASI_HOST_COMPILE_CACHE="${WASI_HOST_COMPILE_CACHE:-$CACHE/compiled}"
 # The embedding tier's files (models/fetch writes them).
 export GATEWAY_MODELS_DIR="${GATEWAY_MODELS_DIR:-$ROOT/models/minilm}"
 # llama.cpp (the tier-3 classifier in wasi-host) is built for the SIMD extensions of the CPU it

@@ -1,9 +1,3 @@
 //! The YAML config validator (what a KV config replacement goes through).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = llm_gateway::config::Config::from_yaml(text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| llm_gateway_fuzz::config_yaml(data));

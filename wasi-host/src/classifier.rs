@@ -63,7 +63,8 @@ pub struct ClassifyOptions {
 /// by the host's operator, never by the edge.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GuestSettings {
-    /// Chat template the guest writes (`chatml`, `gemma`, `plain`).
+    /// Chat template the guest writes (a `classifier_guest::Template` name), or `auto`: the
+    /// family of the model's own template (`templates::detect`).
     pub template: String,
     pub max_text_chars: usize,
     pub top_k: usize,
@@ -73,7 +74,7 @@ pub struct GuestSettings {
 
 impl Default for GuestSettings {
     fn default() -> Self {
-        Self { template: "chatml".into(), max_text_chars: DEFAULT_MAX_TEXT_CHARS, top_k: 0, calibrate: false, hint_weight: DEFAULT_HINT_WEIGHT }
+        Self { template: AUTO_TEMPLATE.into(), max_text_chars: DEFAULT_MAX_TEXT_CHARS, top_k: 0, calibrate: false, hint_weight: DEFAULT_HINT_WEIGHT }
     }
 }
 
@@ -274,16 +275,48 @@ fn error(status: StatusCode, kind: &str, message: &str) -> (StatusCode, Value) {
     (status, json!({"error": {"message": message, "type": kind, "code": status.as_u16()}}))
 }
 
+/// `--template`'s value that asks for the model's own template family.
+pub const AUTO_TEMPLATE: &str = "auto";
+
+/// The template the guest writes: `requested`, or with `auto` the family of the model's own
+/// template. An explicit family that differs from the model's is kept, with a warning (the
+/// operator may know better, e.g. a base model without a template).
+pub fn resolve_template(requested: &str, model_template: Option<&str>) -> Result<String> {
+    let detected = model_template.and_then(crate::templates::detect);
+    if requested != AUTO_TEMPLATE {
+        if classifier_guest::Template::from_name(requested).is_none() {
+            anyhow::bail!("--template: auto or one of {}, got {requested:?}", template_names());
+        }
+        if let Some((name, _)) = detected.filter(|(name, _)| *name != requested) {
+            eprintln!("wasi-host: warning: --template {requested}, but the model's own template is written as {name}");
+        }
+        return Ok(requested.to_owned());
+    }
+    match (detected, model_template) {
+        (Some((name, _)), _) => Ok(name.to_owned()),
+        (None, None) => anyhow::bail!("--template auto: the model has no chat template (tokenizer.chat_template); pass one of {}", template_names()),
+        (None, Some(_)) => anyhow::bail!(
+            "--template auto: the model's chat template is none of the known families; pass one of {} (plain for no template)",
+            template_names()
+        ),
+    }
+}
+
+fn template_names() -> String {
+    classifier_guest::Template::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
 pub async fn run(opts: ClassifyOptions) -> Result<()> {
-    let settings = opts.settings.to_json(GRAPH);
     let model = opts.model.file_name().map_or_else(|| "classifier".to_owned(), |n| n.to_string_lossy().into_owned());
     let (guest, model_options, timeout) = (opts.guest.clone(), opts.model_options.clone(), opts.timeout);
-    let model_path = opts.model.clone();
+    let (model_path, mut settings) = (opts.model.clone(), opts.settings.clone());
     let started = Instant::now();
     let guest = tokio::task::spawn_blocking(move || {
         let graph = GgufGraph::load(&model_path, model_options).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
         eprintln!("wasi-host: classifier model {}", graph.description());
-        Guest::new(&guest, graph, settings, timeout)
+        settings.template = resolve_template(&settings.template, graph.chat_template().as_deref())?;
+        eprintln!("wasi-host: classifier chat template {}", settings.template);
+        Guest::new(&guest, graph, settings.to_json(GRAPH), timeout)
     })
     .await??;
     eprintln!("wasi-host: classifier ready in {} ms", started.elapsed().as_millis());

@@ -4,7 +4,7 @@
 //!   Spin's `allowed_outbound_hosts` enforced.
 //! - `classifier`, `nn`: the tier-3 classifier service and its wasi-nn backend over llama.cpp
 //!   (feature `classifier`, on by default); `llama`, the few llama.cpp calls it makes; `fair`, each
-//!   edge caller's share of its queue.
+//!   edge caller's share of its queue; `templates`, which chat template a model speaks.
 
 #[cfg(feature = "classifier")]
 pub mod classifier;
@@ -17,3 +17,5 @@ pub mod nn;
 pub mod outbound;
 pub mod serve;
 pub mod spin_api;
+#[cfg(feature = "classifier")]
+pub mod templates;

@@ -93,6 +93,19 @@ impl Model {
         unsafe { sys::llama_model_size(self.ptr.as_ptr()) }
     }
 
+    /// The chat template stored in the GGUF file (`tokenizer.chat_template`), if any.
+    pub fn chat_template(&self) -> Option<String> {
+        // SAFETY: a live model; a null name asks for the default template. The returned string
+        // belongs to the model's metadata and is copied before the model can go away.
+        let ptr = unsafe { sys::llama_model_chat_template(self.ptr.as_ptr(), std::ptr::null()) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: non-null, NUL-terminated (llama.cpp's metadata strings are std::string data).
+        let s = unsafe { std::ffi::CStr::from_ptr(ptr) };
+        Some(s.to_string_lossy().into_owned())
+    }
+
     fn vocab(&self) -> *const sys::llama_vocab {
         // SAFETY: a live model; the vocabulary lives as long as it.
         unsafe { sys::llama_model_get_vocab(self.ptr.as_ptr()) }
@@ -277,5 +290,30 @@ impl Drop for Batch {
     fn drop(&mut self) {
         // SAFETY: allocated by `llama_batch_init`, freed once.
         unsafe { sys::llama_batch_free(self.raw) }
+    }
+}
+
+/// A conversation written by llama.cpp's `llama_chat_apply_template`: `template` is a built-in
+/// template's name ("chatml", "llama3", ...) or a model's Jinja template, which llama.cpp maps to
+/// the built-in it resembles (it does not run Jinja). `None` when llama.cpp knows no such
+/// template.
+pub fn apply_template(template: &str, messages: &[(&str, &str)], add_assistant: bool) -> Option<String> {
+    let tmpl = CString::new(template).ok()?;
+    let owned: Vec<(CString, CString)> =
+        messages.iter().map(|(r, c)| Some((CString::new(*r).ok()?, CString::new(*c).ok()?))).collect::<Option<_>>()?;
+    let chat: Vec<sys::llama_chat_message> = owned.iter().map(|(r, c)| sys::llama_chat_message { role: r.as_ptr(), content: c.as_ptr() }).collect();
+    let mut room = 2 * messages.iter().map(|(r, c)| r.len() + c.len()).sum::<usize>() + 256;
+    loop {
+        let mut buf = vec![0u8; room];
+        let length = i32::try_from(room).ok()?;
+        // SAFETY: every pointer in `chat` points into `owned`, which outlives the call; the
+        // buffer is `room` bytes long and llama.cpp writes at most `length` of them.
+        let n = unsafe { sys::llama_chat_apply_template(tmpl.as_ptr(), chat.as_ptr(), chat.len(), add_assistant, buf.as_mut_ptr().cast(), length) };
+        let n = usize::try_from(n).ok()?;
+        if n <= room {
+            buf.truncate(n);
+            return String::from_utf8(buf).ok();
+        }
+        room = n;
     }
 }

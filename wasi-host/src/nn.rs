@@ -122,6 +122,11 @@ impl GgufGraph {
         )
     }
 
+    /// The model's own chat template (GGUF `tokenizer.chat_template`), if it has one.
+    pub fn chat_template(&self) -> Option<String> {
+        self.0.model.chat_template()
+    }
+
     /// Tokens `text` becomes (no special tokens added).
     pub fn count_tokens(&self, text: &str) -> Result<usize, BackendError> {
         Ok(self.0.model.tokenize(text.as_bytes(), false, false).map_err(access)?.len())

@@ -9,11 +9,13 @@
 //! as in a Workers isolate. A trapped instance is never reused.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use sha2::{Digest as _, Sha256};
 use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -60,6 +62,8 @@ impl WasiHttpView for RequestState {
 
 pub struct ServeOptions {
     pub component: std::path::PathBuf,
+    /// Where compiled code of the component is kept between runs (`load_component`).
+    pub compile_cache: Option<PathBuf>,
     pub listen: SocketAddr,
     pub spin: SpinConfig,
     pub max_concurrency: usize,
@@ -105,6 +109,58 @@ struct Idle {
     served: u32,
 }
 
+/// Compiled components a cache directory keeps (the newest; each is tens of MB).
+const CACHED_COMPONENTS: usize = 4;
+
+/// Compiles the component, or with a cache directory loads the code an earlier run compiled
+/// from the same bytes with the same engine settings (and stores it after compiling). Says which.
+fn load_component(engine: &Engine, path: &Path, cache: Option<&Path>) -> Result<(Component, &'static str)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(dir) = cache else { return Ok((Component::new(engine, &bytes).map_err(wt)?, "compiled")) };
+    let mut settings = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut settings);
+    let file = dir.join(format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(&bytes)), settings.finish()));
+    if file.is_file() {
+        #[allow(unsafe_code)]
+        // SAFETY: wasmtime runs a deserialised file's machine code as is. Files in the cache are
+        // written by this function only, from `Component::serialize` of the same engine settings
+        // (the name carries both hashes, and wasmtime refuses a file from another version or
+        // configuration); the directory must be as trusted as the host binary (`--help` says so).
+        match unsafe { Component::deserialize_file(engine, &file) } {
+            Ok(component) => return Ok((component, "loaded the cached compilation of")),
+            Err(e) => eprintln!("wasi-host: ignoring {}: {e}", file.display()),
+        }
+    }
+    let component = Component::new(engine, &bytes).map_err(wt)?;
+    let stored = component.serialize().map_err(wt).and_then(|code| {
+        std::fs::create_dir_all(dir)?;
+        let partial = file.with_extension("partial");
+        std::fs::write(&partial, code)?;
+        std::fs::rename(&partial, &file)?;
+        Ok(())
+    });
+    match stored {
+        Ok(()) => prune(dir),
+        Err(e) => eprintln!("wasi-host: could not store compiled code in {}: {e:#}", dir.display()),
+    }
+    Ok((component, "compiled"))
+}
+
+/// Removes all but the newest `CACHED_COMPONENTS` compiled components.
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|p| Some((std::fs::metadata(&p).and_then(|m| m.modified()).ok()?, p)))
+        .collect();
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in files.into_iter().skip(CACHED_COMPONENTS) {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
 pub async fn run(opts: ServeOptions) -> Result<()> {
     let mut config = Config::new();
     // The gateway component needs no GC proposal; this build carries no collector.
@@ -119,15 +175,14 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         }
     });
     let started = std::time::Instant::now();
-    let component = Component::from_file(&engine, &opts.component)
-        .map_err(wt)
+    let (component, how) = load_component(&engine, &opts.component, opts.compile_cache.as_deref())
         .with_context(|| format!("loading component {}", opts.component.display()))?;
     let mut linker: Linker<RequestState> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wt)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wt)?;
     SpinHost::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s).map_err(wt)?;
     let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(wt)?).map_err(wt)?;
-    eprintln!("wasi-host: compiled {} in {} ms", opts.component.display(), started.elapsed().as_millis());
+    eprintln!("wasi-host: {how} {} in {} ms", opts.component.display(), started.elapsed().as_millis());
 
     let server = Arc::new(Server {
         pre,
@@ -289,5 +344,45 @@ impl Server {
                 Err(e) => Err(e.into()),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn compiled_code_is_cached_and_a_bad_cache_file_is_recompiled() {
+        let dir = std::env::temp_dir().join(format!("wasi-host-compile-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The smallest valid component: the preamble of component-model binary version 0x0d.
+        let wasm = dir.join("empty.wasm");
+        std::fs::write(&wasm, b"\0asm\x0d\0\x01\0").unwrap();
+        let engine = Engine::default();
+        let how = |cache: Option<&Path>| load_component(&engine, &wasm, cache).unwrap().1;
+        let cache = dir.join("cache");
+        assert_eq!(how(None), "compiled");
+        assert!(!cache.exists(), "no cache directory unless asked for");
+        assert_eq!(how(Some(&cache)), "compiled");
+        assert_eq!(how(Some(&cache)), "loaded the cached compilation of");
+        let cached: Vec<PathBuf> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(cached.len(), 1);
+        // A damaged file is not run: it is compiled again and replaced.
+        std::fs::write(&cached[0], b"not machine code").unwrap();
+        assert_eq!(how(Some(&cache)), "compiled");
+        assert_eq!(how(Some(&cache)), "loaded the cached compilation of");
+        // Other components' code is pruned to the newest few.
+        for i in 0..CACHED_COMPONENTS + 2 {
+            std::fs::write(cache.join(format!("old{i}.cwasm")), b"x").unwrap();
+            let old = std::fs::File::options().write(true).open(cache.join(format!("old{i}.cwasm"))).unwrap();
+            old.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64)).unwrap();
+        }
+        std::fs::remove_file(&cached[0]).unwrap();
+        assert_eq!(how(Some(&cache)), "compiled");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), CACHED_COMPONENTS);
+        assert!(cached[0].exists(), "the newest is kept");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

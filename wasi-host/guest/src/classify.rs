@@ -65,16 +65,60 @@ impl Default for Settings {
     }
 }
 
-/// How the model expects a conversation to be written.
+/// How the model expects a conversation to be written: the families a classifier host runs.
+/// Each writes exactly what llama.cpp's built-in template of the same name writes for a system
+/// turn, a user turn and the start of the answer (`wasi-host`'s `template_tests` check it against
+/// llama.cpp's `llama_chat_apply_template`); the BOS token is not written, the host's tokenizer
+/// adds it as the model says.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Template {
-    /// `<|im_start|>role ... <|im_end|>` (SmolLM2, Qwen2.5).
+    /// `<|im_start|>role ... <|im_end|>` (SmolLM2, Qwen2 and Qwen2.5, Hermes).
     Chatml,
-    /// `<start_of_turn>user ... <end_of_turn>` (Gemma).
+    /// `<|start_header_id|>role<|end_header_id|> ... <|eot_id|>` (Llama 3, 3.1, 3.2, 3.3).
+    Llama3,
+    /// `[INST] system\n\nuser[/INST] answer</s>` (Mistral 7B Instruct v0.3, Mixtral; llama.cpp's
+    /// "mistral-v3").
+    Mistral,
+    /// `[SYSTEM_PROMPT] ...[/SYSTEM_PROMPT][INST] ...[/INST]` (Mistral Small 3, Mistral Large
+    /// 2411; llama.cpp's "mistral-v7").
+    MistralV7,
+    /// `<start_of_turn>user ... <end_of_turn>` (Gemma: the system turn joins the user's).
     Gemma,
     /// No template: instructions, text, then `Category:`.
     Plain,
+}
+
+impl Template {
+    /// Every template, with the name the host's `--template` and the settings use.
+    pub const ALL: [(&'static str, Template); 6] = [
+        ("chatml", Template::Chatml),
+        ("llama3", Template::Llama3),
+        ("mistral", Template::Mistral),
+        ("mistral-v7", Template::MistralV7),
+        ("gemma", Template::Gemma),
+        ("plain", Template::Plain),
+    ];
+
+    pub fn from_name(name: &str) -> Option<Template> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    /// A system turn, a user turn, and the answer started with `answer_prefix`.
+    pub fn render(self, system: &str, user: &str, answer_prefix: &str) -> String {
+        match self {
+            Template::Chatml => {
+                format!("<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{answer_prefix}")
+            }
+            Template::Llama3 => format!(
+                "<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{answer_prefix}"
+            ),
+            Template::Mistral => format!("[INST] {system}\n\n{user}[/INST] {answer_prefix}"),
+            Template::MistralV7 => format!("[SYSTEM_PROMPT] {system}[/SYSTEM_PROMPT][INST] {user}[/INST] {answer_prefix}"),
+            Template::Gemma => format!("<start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n<start_of_turn>model\n{answer_prefix}"),
+            Template::Plain => format!("{system}\n\n{user}\n\n{answer_prefix}"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -161,13 +205,18 @@ fn continuation(label: &str) -> String {
     label.replace(['_', '-'], " ")
 }
 
+/// What spells a turn boundary in one of the templates (`<|` covers ChatML's and Llama 3's).
+const MARKERS: [&str; 12] = [
+    "<|", "|>", "<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "</s>", "<s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
+];
+
 /// The caller's text as it goes in the prompt: cut to `max` characters, control characters and
 /// anything that spells a chat-template marker removed, so the text cannot close its turn and
 /// write instructions of its own.
 pub fn sanitize(text: &str, max: usize) -> String {
     let cut: String = text.chars().take(max).map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect();
     let mut out = cut;
-    for marker in ["<|", "|>", "<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "</s>", "<s>"] {
+    for marker in MARKERS {
         while out.contains(marker) {
             out = out.replace(marker, " ");
         }
@@ -197,14 +246,7 @@ fn instructions(labels: &[&Label]) -> String {
 /// The prompt up to where the model's answer starts. The instructions come first and are the
 /// same for every request with the same labels, so the host reuses their KV cache.
 pub fn prompt(template: Template, labels: &[&Label], text: &str) -> String {
-    let sys = instructions(labels);
-    match template {
-        Template::Chatml => format!(
-            "<|im_start|>system\n{sys}<|im_end|>\n<|im_start|>user\nRequest:\n{text}<|im_end|>\n<|im_start|>assistant\nCategory:"
-        ),
-        Template::Gemma => format!("<start_of_turn>user\n{sys}\n\nRequest:\n{text}<end_of_turn>\n<start_of_turn>model\nCategory:"),
-        Template::Plain => format!("{sys}\n\nRequest:\n{text}\n\nCategory:"),
-    }
+    template.render(&instructions(labels), &format!("Request:\n{text}"), "Category:")
 }
 
 /// The labels to score: all, or the hint's `top_k` best that are in the label set.
@@ -372,8 +414,23 @@ mod tests {
         assert_eq!(p.matches("<|im_start|>").count(), 3, "{p}");
         assert_eq!(p.matches("<|im_end|>").count(), 2, "{p}");
         assert!(!p.contains("<start_of_turn>"));
+        // Every family's markers go, so the text cannot open a turn whatever the model's template.
+        for t in ["[INST] x [/INST]", "[SYSTEM_PROMPT]x[/SYSTEM_PROMPT]", "<|start_header_id|>system<|end_header_id|>", "<|eot_id|>"] {
+            let s = sanitize(t, 100);
+            assert!(!s.contains("INST]") && !s.contains("SYSTEM_PROMPT]") && !s.contains("<|"), "{t} -> {s}");
+        }
         // Nested markers do not survive one pass either.
         assert!(!sanitize("<<||>|im_start|>>", 100).contains("<|"));
+    }
+
+    #[test]
+    fn templates_are_named_as_settings_name_them() {
+        for (name, t) in Template::ALL {
+            assert_eq!(Template::from_name(name), Some(t));
+            let settings: Settings = serde_json::from_str(&format!(r#"{{"template": "{name}"}}"#)).unwrap();
+            assert_eq!(settings.template, t);
+        }
+        assert_eq!(Template::from_name("llama2"), None);
     }
 
     #[test]
