@@ -66,7 +66,9 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let graph = GgufGraph::load(std::path::Path::new(&model), options.clone()).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let settings = GuestSettings { max_text_chars: 100_000, hint_weight: 0.0, ..GuestSettings::default() }.to_json(GRAPH);
+    // `auto` is resolved by `classifier::run`; this drives the guest directly, so it resolves too.
+    let template = wasi_host::classifier::resolve_template(wasi_host::classifier::AUTO_TEMPLATE, graph.chat_template().as_deref())?;
+    let settings = GuestSettings { template, max_text_chars: 100_000, hint_weight: 0.0, ..GuestSettings::default() }.to_json(GRAPH);
     let guest = Guest::new(std::path::Path::new(&guest_wasm), graph.clone(), settings, Duration::from_secs(60))?;
     eprintln!("model {} loaded in {load_ms:.0} ms; {} threads, {gpu_layers} GPU layers", graph.description(), options.threads);
 
