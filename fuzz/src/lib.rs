@@ -10,8 +10,11 @@ use llm_gateway::config::{Config, PiiClass, ProviderKind};
 use llm_gateway::{api::ParsedChat, policy, router};
 use std::sync::OnceLock;
 
-/// Every target, by its cargo-fuzz name (the corpus directory it reads).
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+/// A target: its cargo-fuzz name (the corpus directory it reads) and its function.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: [Target; 7] = [
     ("chat_request", chat_request),
     ("classifier_request", classifier_request),
     ("config_yaml", config_yaml),
