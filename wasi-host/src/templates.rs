@@ -55,6 +55,7 @@ pub fn detect(model_template: &str) -> Option<(&'static str, Template)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
