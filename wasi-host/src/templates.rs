@@ -27,18 +27,6 @@ fn end_of_answer(t: Template) -> &'static str {
     }
 }
 
-/// llama.cpp's name for the family's built-in template.
-pub fn llama_name(t: Template) -> Option<&'static str> {
-    match t {
-        Template::Chatml => Some("chatml"),
-        Template::Llama3 => Some("llama3"),
-        Template::Mistral => Some("mistral-v3"),
-        Template::MistralV7 => Some("mistral-v7"),
-        Template::Gemma => Some("gemma"),
-        Template::Plain => None,
-    }
-}
-
 /// Whether llama.cpp writes the probe turns with `template` (a built-in name or a model's Jinja
 /// template) exactly as the guest writes them with `t`.
 pub fn writes_as(template: &str, t: Template) -> bool {
@@ -58,6 +46,18 @@ pub fn detect(model_template: &str) -> Option<(&'static str, Template)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// llama.cpp's name for the family's built-in template.
+    fn llama_name(t: Template) -> Option<&'static str> {
+        match t {
+            Template::Chatml => Some("chatml"),
+            Template::Llama3 => Some("llama3"),
+            Template::Mistral => Some("mistral-v3"),
+            Template::MistralV7 => Some("mistral-v7"),
+            Template::Gemma => Some("gemma"),
+            Template::Plain => None,
+        }
+    }
 
     #[test]
     fn every_family_writes_what_llama_cpp_writes() {
