@@ -184,12 +184,13 @@ impl Mock {
             return self.relay(&headers, bytes, &body).await;
         }
         let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        let tools = body.get("tools").is_some();
+        // A tool call is the answer to tools until the conversation carries the tool's result.
+        let tools = body.get("tools").is_some() && !ends_with_tool_result(&body);
         Ok(match behaviour.as_str() {
             "openai" if stream => {
                 sse(events(if tools { "openai/chat_tool_calls.sse" } else { "openai/chat_text_with_usage_and_DONE.sse" }), None)
             }
-            "openai" => full(200, "application/json", fixture("openai/chat_completion.json")),
+            "openai" => full(200, "application/json", openai_answer(&body)),
             "anthropic" if stream => {
                 sse(events(if tools { "anthropic/tool_use_response.sse" } else { "anthropic/basic_response.sse" }), None)
             }
@@ -222,4 +223,81 @@ impl Mock {
             _ => full(404, "application/json", r#"{"error":{"message":"no such mock behaviour"}}"#),
         })
     }
+}
+
+fn ends_with_tool_result(body: &Value) -> bool {
+    let last = body["messages"].as_array().and_then(|m| m.last());
+    last.is_some_and(|m| m["role"] == "tool" || m["content"].as_array().is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result")))
+}
+
+/// A non-streaming OpenAI answer in the recorded fixture's shape, scripted to what the request
+/// asks as a real model would answer it: a call of the first tool (arguments that satisfy its
+/// schema) while tools are offered and no tool result has come back; JSON that satisfies the
+/// schema for `response_format: json_schema`; a JSON object for `json_object`; else the
+/// recorded text.
+fn openai_answer(body: &Value) -> Bytes {
+    let mut answer: Value = serde_json::from_slice(&fixture("openai/chat_completion.json")).unwrap_or(Value::Null);
+    let format = &body["response_format"];
+    let first_tool = body["tools"].as_array().and_then(|t| t.first()).filter(|_| !ends_with_tool_result(body) && body["tool_choice"] != "none");
+    let (message, finish) = if let Some(tool) = first_tool {
+        let f = &tool["function"];
+        let call = serde_json::json!({"id": "call_mock_1", "type": "function",
+            "function": {"name": f["name"], "arguments": instance_of(&f["parameters"]).to_string()}});
+        (serde_json::json!({"role": "assistant", "content": null, "tool_calls": [call], "refusal": null}), "tool_calls")
+    } else if format["type"] == "json_schema" {
+        let content = instance_of(&format["json_schema"]["schema"]).to_string();
+        (serde_json::json!({"role": "assistant", "content": content, "refusal": null}), "stop")
+    } else if format["type"] == "json_object" {
+        (serde_json::json!({"role": "assistant", "content": "{\"answer\": \"Edinburgh\"}", "refusal": null}), "stop")
+    } else {
+        return fixture("openai/chat_completion.json").into();
+    };
+    answer["choices"][0]["message"] = message;
+    answer["choices"][0]["finish_reason"] = finish.into();
+    answer.to_string().into()
+}
+
+/// The simplest value a JSON schema accepts: required properties filled in, the first of an
+/// enum, one item per array, `$ref`s into `$defs` followed.
+pub fn instance_of(schema: &Value) -> Value {
+    fn go(s: &Value, root: &Value, depth: usize) -> Value {
+        if depth > 16 {
+            return Value::Null;
+        }
+        if let Some(r) = s["$ref"].as_str() {
+            let target = r.strip_prefix('#').map(|p| root.pointer(p).unwrap_or(&Value::Null)).unwrap_or(&Value::Null);
+            return go(target, root, depth + 1);
+        }
+        if let Some(v) = s["enum"].as_array().and_then(|e| e.first()) {
+            return v.clone();
+        }
+        if let Some(v) = s.get("const") {
+            return v.clone();
+        }
+        if let Some(first) = s["anyOf"].as_array().or(s["oneOf"].as_array()).and_then(|a| a.first()) {
+            return go(first, root, depth + 1);
+        }
+        let ty = match &s["type"] {
+            Value::Array(t) => t.first().and_then(Value::as_str).unwrap_or("null"),
+            t => t.as_str().unwrap_or(if s.get("properties").is_some() { "object" } else { "string" }),
+        };
+        match ty {
+            "object" => {
+                let mut out = serde_json::Map::new();
+                if let Some(props) = s["properties"].as_object() {
+                    for (k, v) in props {
+                        out.insert(k.clone(), go(v, root, depth + 1));
+                    }
+                }
+                Value::Object(out)
+            }
+            "array" => Value::Array(vec![go(&s["items"], root, depth + 1)]),
+            "integer" => 1.into(),
+            "number" => 1.5.into(),
+            "boolean" => true.into(),
+            "null" => Value::Null,
+            _ => "Edinburgh".into(),
+        }
+    }
+    go(schema, schema, 0)
 }

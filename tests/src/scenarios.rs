@@ -67,8 +67,10 @@ cases!(
     route_endpoint_applies_the_key_policy,
     embedding_bad_input_is_bounded,
     model_loads_once_from_platform_files,
+    openai_python_sdk,
 );
 
+use crate::clients::*;
 use crate::semantic::*;
 use crate::tier3::*;
 use crate::zero_trust::*;
