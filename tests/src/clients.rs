@@ -16,7 +16,7 @@ async fn pytest(c: &Ctx, file: &str) -> Result<()> {
         .context("GATEWAY_CLIENTS_PYTHON is not set: run the tests with ./scripts/test (scripts/setup installs the client libraries)")?;
     let path = crate::repo_root().join("tests/clients").join(file);
     let run = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header", "-rfE"])
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header", "-rfEs"])
         .arg(&path)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("GATEWAY_BASE_URL", &c.rt.base)
@@ -34,11 +34,19 @@ async fn pytest(c: &Ctx, file: &str) -> Result<()> {
     if !out.status.success() {
         bail!("{file} failed ({}):\n{text}", out.status);
     }
-    // pytest's summary line, e.g. "15 passed in 3.1s", into the suite's output.
+    // pytest's summary line, e.g. "15 passed in 3.1s", and why any test skipped itself, into
+    // the suite's output.
     eprintln!("{file}: {}", text.lines().rev().find(|l| l.contains("passed")).unwrap_or("").trim());
+    for skipped in text.lines().filter(|l| l.starts_with("SKIPPED")) {
+        eprintln!("  {skipped}");
+    }
     Ok(())
 }
 
 pub async fn openai_python_sdk(c: &Ctx) -> Result<()> {
     pytest(c, "test_openai_sdk.py").await
+}
+
+pub async fn langchain_standard_tests(c: &Ctx) -> Result<()> {
+    pytest(c, "test_langchain_standard.py").await
 }

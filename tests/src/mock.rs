@@ -187,9 +187,13 @@ impl Mock {
         // A tool call is the answer to tools until the conversation carries the tool's result.
         let tools = body.get("tools").is_some() && !ends_with_tool_result(&body);
         Ok(match behaviour.as_str() {
-            "openai" if stream => {
-                sse(events(if tools { "openai/chat_tool_calls.sse" } else { "openai/chat_text_with_usage_and_DONE.sse" }), None)
+            // The recorded streams where the request matches the recording (its tool, or plain
+            // text); else a stream made from the scripted answer.
+            "openai" if stream && tools && first_tool_name(&body) == Some(RECORDED_TOOL) => sse(events("openai/chat_tool_calls.sse"), None),
+            "openai" if stream && (tools || body["response_format"]["type"].as_str().is_some_and(|t| t != "text")) => {
+                sse(stream_of(&body, &openai_answer(&body)), None)
             }
+            "openai" if stream => sse(events("openai/chat_text_with_usage_and_DONE.sse"), None),
             "openai" => full(200, "application/json", openai_answer(&body)),
             "anthropic" if stream => {
                 sse(events(if tools { "anthropic/tool_use_response.sse" } else { "anthropic/basic_response.sse" }), None)
@@ -230,6 +234,75 @@ fn ends_with_tool_result(body: &Value) -> bool {
     last.is_some_and(|m| m["role"] == "tool" || m["content"].as_array().is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result")))
 }
 
+/// The tool the recorded tool-call stream (`openai/chat_tool_calls.sse`) was made with.
+pub const RECORDED_TOOL: &str = "GetWeatherArgs";
+
+fn first_tool_name(body: &Value) -> Option<&str> {
+    body["tools"].as_array().and_then(|t| t.first()).and_then(|t| t["function"]["name"].as_str())
+}
+
+/// The text of the last user message (string or text parts).
+fn last_user_text(body: &Value) -> String {
+    let last = body["messages"].as_array().and_then(|m| m.iter().rev().find(|m| m["role"] == "user"));
+    match last.map(|m| &m["content"]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The phrases the user put in quotes ('...' or "..."), in the order they appear.
+fn quoted(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for q in ['\'', '"'] {
+        let mut at = 0;
+        while let Some(open) = text[at..].find(q).map(|i| at + i + 1) {
+            let Some(close) = text[open..].find(q).map(|i| open + i) else { break };
+            if close > open {
+                found.push((open, text[open..close].to_owned()));
+            }
+            at = close + 1;
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, s)| s).collect()
+}
+
+/// An OpenAI stream carrying the same answer as `answer` (a non-streaming body): the role, the
+/// content in two pieces or the tool call's name then its arguments, the finish reason, and
+/// the usage when the request asked for it.
+fn stream_of(body: &Value, answer: &Bytes) -> Vec<String> {
+    let v: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+    let head = serde_json::json!({"id": v["id"], "object": "chat.completion.chunk", "created": v["created"], "model": v["model"]});
+    let chunk = |delta: Value, finish: Value| {
+        let mut c = head.clone();
+        c["choices"] = serde_json::json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        format!("data: {c}")
+    };
+    let message = &v["choices"][0]["message"];
+    let mut out = vec![chunk(serde_json::json!({"role": "assistant", "content": ""}), Value::Null)];
+    if let Some(call) = message["tool_calls"].get(0) {
+        out.push(chunk(serde_json::json!({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""}}]}), Value::Null));
+        out.push(chunk(serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]}), Value::Null));
+    } else {
+        let text = message["content"].as_str().unwrap_or_default();
+        let mid = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i);
+        for piece in [&text[..mid], &text[mid..]] {
+            out.push(chunk(serde_json::json!({"content": piece}), Value::Null));
+        }
+    }
+    out.push(chunk(serde_json::json!({}), v["choices"][0]["finish_reason"].clone()));
+    if body["stream_options"]["include_usage"] == true {
+        let mut c = head.clone();
+        c["choices"] = serde_json::json!([]);
+        c["usage"] = v["usage"].clone();
+        out.push(format!("data: {c}"));
+    }
+    out.push("data: [DONE]".into());
+    out
+}
+
 /// A non-streaming OpenAI answer in the recorded fixture's shape, scripted to what the request
 /// asks as a real model would answer it: a call of the first tool (arguments that satisfy its
 /// schema) while tools are offered and no tool result has come back; JSON that satisfies the
@@ -238,17 +311,22 @@ fn ends_with_tool_result(body: &Value) -> bool {
 fn openai_answer(body: &Value) -> Bytes {
     let mut answer: Value = serde_json::from_slice(&fixture("openai/chat_completion.json")).unwrap_or(Value::Null);
     let format = &body["response_format"];
+    let text = last_user_text(body);
     let first_tool = body["tools"].as_array().and_then(|t| t.first()).filter(|_| !ends_with_tool_result(body) && body["tool_choice"] != "none");
     let (message, finish) = if let Some(tool) = first_tool {
         let f = &tool["function"];
         let call = serde_json::json!({"id": "call_mock_1", "type": "function",
-            "function": {"name": f["name"], "arguments": instance_of(&f["parameters"]).to_string()}});
+            "function": {"name": f["name"], "arguments": instance_of(&f["parameters"], &text).to_string()}});
         (serde_json::json!({"role": "assistant", "content": null, "tool_calls": [call], "refusal": null}), "tool_calls")
     } else if format["type"] == "json_schema" {
-        let content = instance_of(&format["json_schema"]["schema"]).to_string();
+        let content = instance_of(&format["json_schema"]["schema"], &text).to_string();
         (serde_json::json!({"role": "assistant", "content": content, "refusal": null}), "stop")
     } else if format["type"] == "json_object" {
-        (serde_json::json!({"role": "assistant", "content": "{\"answer\": \"Edinburgh\"}", "refusal": null}), "stop")
+        // The keys the user asked for by name ('setup' and 'punchline'), else one answer.
+        let keys = quoted(&text);
+        let keys = if keys.is_empty() { vec!["answer".to_owned()] } else { keys };
+        let object: serde_json::Map<String, Value> = keys.into_iter().map(|k| (k, Value::from("Edinburgh"))).collect();
+        (serde_json::json!({"role": "assistant", "content": Value::Object(object).to_string(), "refusal": null}), "stop")
     } else {
         return fixture("openai/chat_completion.json").into();
     };
@@ -257,10 +335,17 @@ fn openai_answer(body: &Value) -> Bytes {
     answer.to_string().into()
 }
 
-/// The simplest value a JSON schema accepts: required properties filled in, the first of an
-/// enum, one item per array, `$ref`s into `$defs` followed.
-pub fn instance_of(schema: &Value) -> Value {
-    fn go(s: &Value, root: &Value, depth: usize) -> Value {
+/// A value the JSON schema accepts, read off the user's text as a model would: numbers take the
+/// first number in it, strings the first phrase in quotes (else a city); every property filled,
+/// the first of an enum, one item per array, `$ref`s into `$defs` followed.
+pub fn instance_of(schema: &Value, text: &str) -> Value {
+    let number: Option<i64> = text.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).and_then(|w| w.parse().ok());
+    let phrase = quoted(text).into_iter().next().unwrap_or_else(|| "Edinburgh".to_owned());
+    let go = |s: &Value, root: &Value, depth: usize| fill(s, root, depth, number, &phrase);
+    return go(schema, schema, 0);
+
+    fn fill(s: &Value, root: &Value, depth: usize, number: Option<i64>, phrase: &str) -> Value {
+        let go = |s: &Value, root: &Value, depth: usize| fill(s, root, depth, number, phrase);
         if depth > 16 {
             return Value::Null;
         }
@@ -292,12 +377,11 @@ pub fn instance_of(schema: &Value) -> Value {
                 Value::Object(out)
             }
             "array" => Value::Array(vec![go(&s["items"], root, depth + 1)]),
-            "integer" => 1.into(),
-            "number" => 1.5.into(),
+            "integer" => number.unwrap_or(1).into(),
+            "number" => number.map_or(1.5, |n| n as f64).into(),
             "boolean" => true.into(),
             "null" => Value::Null,
-            _ => "Edinburgh".into(),
+            _ => phrase.into(),
         }
     }
-    go(schema, schema, 0)
 }

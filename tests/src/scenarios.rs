@@ -68,6 +68,7 @@ cases!(
     embedding_bad_input_is_bounded,
     model_loads_once_from_platform_files,
     openai_python_sdk,
+    langchain_standard_tests,
 );
 
 use crate::clients::*;
@@ -138,6 +139,13 @@ pub(crate) fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
 }
 
+/// The tool the recorded OpenAI tool-call stream was made with (the mock replays it for this
+/// tool).
+fn recorded_weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": crate::mock::RECORDED_TOOL, "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}, "units": {"enum": ["c", "f"]}}}}}])
+}
+
 fn weather_tool() -> Value {
     json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}])
@@ -200,14 +208,14 @@ async fn openai_stream_with_usage(c: &Ctx) -> Result<()> {
 }
 
 async fn openai_tool_call_stream(c: &Ctx) -> Result<()> {
-    let r = post(c, json!({"model": "oa", "messages": user("weather in Edinburgh"), "stream": true, "tools": weather_tool(), "tool_choice": "auto"})).await?;
+    let r = post(c, json!({"model": "oa", "messages": user("weather in Edinburgh"), "stream": true, "tools": recorded_weather_tool(), "tool_choice": "auto"})).await?;
     expect_served(&r, "oa", "1")?;
     let args: String = r.sse().iter().filter(|d| *d != "[DONE]").filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .filter_map(|v| v.pointer("/choices/0/delta/tool_calls/0/function/arguments").and_then(Value::as_str).map(str::to_owned)).collect();
     let parsed: Value = serde_json::from_str(&args).with_context(|| format!("arguments {args:?}"))?;
     ensure!(parsed["city"] == "Edinburgh", "{parsed}");
     let sent = c.mock.calls("openai").into_iter().rev().find(|x| x.body.get("tools").is_some()).context("mock")?;
-    ensure!(sent.body["tool_choice"] == "auto" && sent.body["tools"] == weather_tool(), "tools passed through");
+    ensure!(sent.body["tool_choice"] == "auto" && sent.body["tools"] == recorded_weather_tool(), "tools passed through");
     Ok(())
 }
 
