@@ -66,7 +66,10 @@ pub fn labels() -> Value {
 }
 
 /// A signed request: (headers, body, nonce).
-pub fn signed(secret: &str, body: &Value, now: u64, nonce: [u8; 16]) -> Result<(Vec<(String, String)>, Vec<u8>, String)> {
+pub type Signed = (Vec<(String, String)>, Vec<u8>, String);
+
+/// Signs `body` as the edge does.
+pub fn signed(secret: &str, body: &Value, now: u64, nonce: [u8; 16]) -> Result<Signed> {
     let secret = gateway_signing::Secret::new(secret).map_err(anyhow::Error::msg)?;
     let body = serde_json::to_vec(body)?;
     let s = gateway_signing::sign_request(&secret, "POST", "/v1/classify", now, nonce, &body);
