@@ -8,7 +8,9 @@
 //! `fuzz/artifacts/<target>/smoke-<hash>` (git-ignored), ready for `cargo fuzz run <target> <file>`.
 //!
 //! `FUZZ_SMOKE_SECS` sets the mutation time per target (default 4; 0 replays only) and
-//! `FUZZ_SMOKE_SEED` the random seed (printed on failure, so a run can be repeated).
+//! `FUZZ_SMOKE_SEED` the random seed (printed on failure, so a run can be repeated). An input
+//! that runs longer than `FUZZ_SMOKE_INPUT_SECS` (default 10: a hang, or a path far slower than
+//! the parsers' bounds allow) is saved like a panicking one and ends the test process.
 
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
@@ -16,7 +18,8 @@ mod targets;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 fn fuzz_dir() -> PathBuf {
@@ -129,24 +132,69 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
-/// Runs `f` on `input`; a panic saves the input and fails the test with where it is.
-fn check(target: &str, f: fn(&[u8]), input: &[u8], what: &str) {
-    if catch_unwind(AssertUnwindSafe(|| f(input))).is_ok() {
-        return;
-    }
+/// Writes a failing input where `cargo fuzz run` can take it.
+fn save(target: &str, input: &[u8]) -> (PathBuf, std::io::Result<()>) {
     let dir = fuzz_dir().join("artifacts").join(target);
     let hash: u64 = input.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let file = dir.join(format!("smoke-{hash:016x}"));
     let saved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, input));
+    (file, saved)
+}
+
+/// The input a target is running and since when (ms after `epoch`; 0: none), for the watchdog.
+struct Running {
+    epoch: Instant,
+    since_ms: AtomicU64,
+    input: Mutex<(Vec<u8>, String)>,
+}
+
+/// Watches one target's inputs from another thread: one that runs past `limit` is saved and the
+/// process ends (a hang cannot be unwound), after saying which input and where it is.
+fn watchdog(target: &'static str, limit: Duration) -> Arc<Running> {
+    let running = Arc::new(Running { epoch: Instant::now(), since_ms: AtomicU64::new(0), input: Mutex::new((Vec::new(), String::new())) });
+    let watched = Arc::clone(&running);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if Arc::strong_count(&watched) == 1 {
+            return;
+        }
+        let since = watched.since_ms.load(Ordering::SeqCst);
+        let now = watched.epoch.elapsed().as_millis() as u64;
+        if since != 0 && now.saturating_sub(since) > limit.as_millis() as u64 {
+            let (input, what) = watched.input.lock().map(|g| g.clone()).unwrap_or_default();
+            let (file, saved) = save(target, &input);
+            eprintln!("{target}: {what} ran longer than {} s; input of {} bytes saved to {} ({saved:?})", limit.as_secs(), input.len(), file.display());
+            std::process::exit(101);
+        }
+    });
+    running
+}
+
+/// Runs `f` on `input`; a panic saves the input and fails the test with where it is.
+fn check(target: &str, f: fn(&[u8]), input: &[u8], what: &str, running: &Running) {
+    if let Ok(mut g) = running.input.lock() {
+        g.0.clear();
+        g.0.extend_from_slice(input);
+        g.1.clear();
+        g.1.push_str(what);
+    }
+    running.since_ms.store((running.epoch.elapsed().as_millis() as u64).max(1), Ordering::SeqCst);
+    let ok = catch_unwind(AssertUnwindSafe(|| f(input))).is_ok();
+    running.since_ms.store(0, Ordering::SeqCst);
+    if ok {
+        return;
+    }
+    let (file, saved) = save(target, input);
     panic!("{target}: {what} panicked (above); input of {} bytes saved to {} ({saved:?})", input.len(), file.display());
 }
 
-fn smoke(target: &str) {
+fn smoke(target: &'static str) {
     let f = targets::TARGETS.iter().find(|(name, _)| *name == target).map(|(_, f)| *f).unwrap_or_else(|| panic!("no target {target}"));
     let corpus = inputs(target);
     assert!(corpus.len() >= 10, "{target}: only {} corpus inputs: is fuzz/corpus.tar.gz whole?", corpus.len());
+    let running = watchdog(target, Duration::from_secs(env_number("FUZZ_SMOKE_INPUT_SECS", 10)));
     for (i, input) in corpus.iter().enumerate() {
-        check(target, f, input, &format!("corpus input {i}"));
+        check(target, f, input, &format!("corpus input {i}"), &running);
     }
     let seed = env_number("FUZZ_SMOKE_SEED", 0x5eed_1e55_u64 ^ target.len() as u64);
     let budget = Duration::from_secs(env_number("FUZZ_SMOKE_SECS", 4));
@@ -156,7 +204,7 @@ fn smoke(target: &str) {
     while start.elapsed() < budget {
         let pick = rng.below(corpus.len());
         let input = mutate(&mut rng, &corpus[pick], &corpus);
-        check(target, f, &input, &format!("mutation {runs} (FUZZ_SMOKE_SEED={seed})"));
+        check(target, f, &input, &format!("mutation {runs} (FUZZ_SMOKE_SEED={seed})"), &running);
         runs += 1;
     }
     eprintln!("{target}: {} corpus inputs, {runs} mutations in {:.1} s", corpus.len(), start.elapsed().as_secs_f64());
@@ -204,7 +252,36 @@ fn a_failing_input_fails_the_smoke_run() {
     fn broken(data: &[u8]) {
         assert!(!data.starts_with(b"boom"), "found it");
     }
-    let result = catch_unwind(|| check("selftest", broken, b"boom", "the planted input"));
+    let running = watchdog("selftest", Duration::from_secs(60));
+    let result = catch_unwind(AssertUnwindSafe(|| check("selftest", broken, b"boom", "the planted input", &running)));
     let _ = std::fs::remove_dir_all(fuzz_dir().join("artifacts").join("selftest"));
     assert!(result.is_err());
+}
+
+/// An input that hangs: what `a_hanging_input_ends_the_run` runs in a child process.
+#[test]
+#[ignore = "run by a_hanging_input_ends_the_run in a child process"]
+fn hang_probe() {
+    fn hangs(_: &[u8]) {
+        std::thread::sleep(Duration::from_secs(30));
+    }
+    let running = watchdog("selftest-hang", Duration::from_secs(env_number("FUZZ_SMOKE_INPUT_SECS", 10)));
+    check("selftest-hang", hangs, b"slow", "the planted input", &running);
+}
+
+/// A hang fails the run with the input saved, instead of stalling CI.
+#[test]
+fn a_hanging_input_ends_the_run() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let started = Instant::now();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "hang_probe", "--ignored", "--nocapture"])
+        .env("FUZZ_SMOKE_INPUT_SECS", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running the probe: {e}"));
+    let _ = std::fs::remove_dir_all(fuzz_dir().join("artifacts").join("selftest-hang"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{stderr}");
+    assert!(stderr.contains("the planted input ran longer than 1 s"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20), "the watchdog let the hang run {:?}", started.elapsed());
 }
