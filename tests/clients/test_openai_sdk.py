@@ -84,8 +84,13 @@ def test_tool_call_and_tool_result_round_trip():
     assert r.choices[0].finish_reason == "stop" and r.choices[0].message.content
 
 
-def test_streamed_tool_calls_parsed_by_the_stream_helper():
-    with client().chat.completions.stream(
+# `beta.chat.completions.stream` is where apps written for openai 1.x call the helper; 2.x and
+# later also have it at `chat.completions.stream`. Both paths, one behaviour.
+@pytest.mark.parametrize("path", ["chat", "beta.chat"])
+def test_streamed_tool_calls_parsed_by_the_stream_helper(path):
+    c = client()
+    completions = c.beta.chat.completions if path == "beta.chat" else c.chat.completions
+    with completions.stream(
         model=MODEL, messages=[{"role": "user", "content": "Weather in Edinburgh?"}],
         tools=[openai.pydantic_function_tool(GetWeatherArgs)],
     ) as stream:
