@@ -309,7 +309,7 @@ fn stream_of(body: &Value, answer: &Bytes) -> Vec<String> {
 /// schema for `response_format: json_schema`; a JSON object for `json_object`; else the
 /// recorded text.
 fn openai_answer(body: &Value) -> Bytes {
-    let mut answer: Value = serde_json::from_slice(&fixture("openai/chat_completion.json")).unwrap_or(Value::Null);
+    let recorded = fixture("openai/chat_completion.json");
     let format = &body["response_format"];
     let text = last_user_text(body);
     let first_tool = body["tools"].as_array().and_then(|t| t.first()).filter(|_| !ends_with_tool_result(body) && body["tool_choice"] != "none");
@@ -328,8 +328,9 @@ fn openai_answer(body: &Value) -> Bytes {
         let object: serde_json::Map<String, Value> = keys.into_iter().map(|k| (k, Value::from("Edinburgh"))).collect();
         (serde_json::json!({"role": "assistant", "content": Value::Object(object).to_string(), "refusal": null}), "stop")
     } else {
-        return fixture("openai/chat_completion.json").into();
+        return recorded.into();
     };
+    let mut answer: Value = serde_json::from_slice(&recorded).unwrap_or(Value::Null);
     answer["choices"][0]["message"] = message;
     answer["choices"][0]["finish_reason"] = finish.into();
     answer.to_string().into()
@@ -338,11 +339,10 @@ fn openai_answer(body: &Value) -> Bytes {
 /// A value the JSON schema accepts, read off the user's text as a model would: numbers take the
 /// first number in it, strings the first phrase in quotes (else a city); every property filled,
 /// the first of an enum, one item per array, `$ref`s into `$defs` followed.
-pub fn instance_of(schema: &Value, text: &str) -> Value {
+fn instance_of(schema: &Value, text: &str) -> Value {
     let number: Option<i64> = text.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).and_then(|w| w.parse().ok());
     let phrase = quoted(text).into_iter().next().unwrap_or_else(|| "Edinburgh".to_owned());
-    let go = |s: &Value, root: &Value, depth: usize| fill(s, root, depth, number, &phrase);
-    return go(schema, schema, 0);
+    return fill(schema, schema, 0, number, &phrase);
 
     fn fill(s: &Value, root: &Value, depth: usize, number: Option<i64>, phrase: &str) -> Value {
         let go = |s: &Value, root: &Value, depth: usize| fill(s, root, depth, number, phrase);
