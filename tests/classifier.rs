@@ -12,7 +12,9 @@ fn secret() -> gateway_signing::Secret {
 
 #[tokio::test]
 async fn classifies_within_the_label_set_and_signs_the_answer() -> Result<()> {
-    let host = ClassifierHost::start(&[]).await?;
+    // A generous deadline: this case checks answers, not speed (a loaded machine once took over
+    // the default 5 s for the first, uncached request); the deadline has its own case below.
+    let host = ClassifierHost::start(&["--timeout-ms", "60000"]).await?;
     let client = reqwest::Client::new();
     let model_path = std::env::var("GATEWAY_CLASSIFIER_MODEL")?;
     let model = std::path::Path::new(&model_path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -109,7 +109,9 @@ fn an_operators_capability_changes_decisions_without_retraining() {
             "    intents:\n      - capability: legal\n        examples:\n          - \"Write an indemnification clause for a software licence agreement\"\n          - \"Draft a confidentiality clause for an employment contract\"\n          - \"Add a termination-for-convenience clause to this services contract\"\n",
         );
     let after = Live::new(&Config::from_yaml(&extended).expect("extended parses")).verdict(prompt);
-    assert_eq!(after.verdict.capability, "legal", "{after:?}");
+    // The new capability ranks first. (The sensitive detector still runs on its own: contract
+    // wording may sit above its recall-first threshold and pin the prompt local all the same.)
+    assert_eq!(after.verdict.scores[0].0, "legal", "{after:?}");
     // And it does not take over unrelated prompts.
     let other = Live::new(&Config::from_yaml(&extended).expect("extended parses")).verdict("Write a haiku about autumn rain on a tin roof.");
     assert_eq!(other.verdict.capability, "creative_writing", "{other:?}");

@@ -5,10 +5,11 @@
 
 1. Embeds every corpus row as the gateway does (all-MiniLM-L6-v2 int8 graph, tokenizer.json,
    truncated to --max-tokens, mean pooling, L2 norm) with onnxruntime.
-2. 5-fold cross-validation (stratified, seeded) of a multinomial logistic regression over the
-   384-d embedding: accuracy, per-class F1, expected calibration error before and after
-   temperature scaling. The temperature is fitted on out-of-fold logits (never on the rows a
-   model was trained on).
+2. 5-fold cross-validation (stratified, seeded) of the head over the 384-d embedding: a
+   multi-layer perceptron with one ReLU hidden layer (--hidden, default 256; classes balanced by
+   resampling) or, with --hidden 0, a multinomial logistic regression (balanced class weights):
+   accuracy, per-class F1, expected calibration error before and after temperature scaling. The
+   temperature is fitted on out-of-fold logits (never on the rows a model was trained on).
 3. The sensitive detector: the same head's P(sensitive) against a threshold chosen on
    out-of-fold probabilities for recall >= --sensitive-recall; its false-positive rate is
    reported.
@@ -19,7 +20,9 @@
    weight within 0.5 points of the best cross-validated accuracy.
 5. Fits the final head on all rows and writes it in the gateway's head format (see
    edge/src/tiers/head.rs): magic, dims, labels, temperature, sensitive threshold, example
-   weight, corpus sha256, W (f32 LE, row per label), b.
+   weight, corpus sha256, then the layers' f32 weights. The report carries the head's
+   log-probabilities for a few fixed vectors, which edge/src/tiers/head.rs checks the Rust code
+   reproduces.
 
 Nothing here reads the validation set.
 """
@@ -34,11 +37,60 @@ import numpy as np
 import yaml
 import onnxruntime as ort
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.model_selection import StratifiedKFold
 from tokenizers import Tokenizer
 
-MAGIC = b"GWHEADv1"
 SEED = 20261130
+
+
+class Head:
+    """The classifier as the gateway runs it: logits from float32 weights, in float64."""
+
+    def __init__(self, hidden, C, alpha):
+        self.hidden, self.C, self.alpha = hidden, C, alpha
+
+    def fit(self, X, y):
+        if self.hidden == 0:
+            m = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced").fit(X, y)
+            self.layers = [(m.coef_.astype("<f4"), m.intercept_.astype("<f4"))]
+            return self
+        # Classes balanced by resampling each to the largest class's size (seeded).
+        rng = np.random.default_rng(SEED)
+        by_class = [np.flatnonzero(y == c) for c in range(y.max() + 1)]
+        n = max(len(c) for c in by_class)
+        idx = np.concatenate([rng.choice(c, n) for c in by_class if len(c)])
+        m = MLPClassifier(hidden_layer_sizes=(self.hidden,), alpha=self.alpha, max_iter=300, random_state=0).fit(X[idx], y[idx])
+        self.layers = [(w.T.astype("<f4"), b.astype("<f4")) for w, b in zip(m.coefs_, m.intercepts_)]
+        return self
+
+    def logits(self, X):
+        h = np.asarray(X, dtype=np.float64)
+        for k, (w, b) in enumerate(self.layers):
+            h = h @ w.astype(np.float64).T + b.astype(np.float64)
+            if k + 1 < len(self.layers):
+                h = np.maximum(h, 0.0)
+        return h
+
+    def blob(self, dim, labels, max_tokens, temp, threshold, example_weight, corpus_sha):
+        blob = bytearray(b"GWHEADv1" if self.hidden == 0 else b"GWHEADv2")
+        blob += struct.pack("<III", dim, len(labels), max_tokens)
+        if self.hidden:
+            blob += struct.pack("<I", self.hidden)
+        for lab in labels:
+            e = lab.encode()
+            blob += struct.pack("<H", len(e)) + e
+        blob += struct.pack("<fff", temp, threshold, example_weight)
+        blob += bytes.fromhex(corpus_sha)
+        for w, b in self.layers:
+            blob += w.tobytes() + b.tobytes()
+        return bytes(blob)
+
+
+def check_vectors(dim, count=4):
+    # Fixed unit vectors, generated the same way by the Rust test (edge/src/tiers/head.rs).
+    vs = np.array([[np.sin(0.37 * (k + 1) * (i + 1)) for i in range(dim)] for k in range(count)], dtype=np.float32)
+    return vs / np.linalg.norm(vs, axis=1, keepdims=True)
 
 
 def embed_all(texts, model_dir, max_tokens, cache):
@@ -110,7 +162,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--report")
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--C", type=float, default=4.0, help="inverse L2 strength of the logistic regression")
+    ap.add_argument("--hidden", type=int, default=256, help="hidden units of the MLP head; 0 for a logistic regression")
+    ap.add_argument("--alpha", type=float, default=1e-3, help="L2 strength of the MLP head")
+    ap.add_argument("--C", type=float, default=4.0, help="inverse L2 strength of the logistic regression (--hidden 0)")
     ap.add_argument("--sensitive-recall", type=float, default=0.99)
     ap.add_argument("--cache", default=None, help="directory to keep the embeddings in")
     ap.add_argument("--config", default="edge/gateway.yaml", help="the YAML whose intent examples the example weight is fitted with")
@@ -125,12 +179,11 @@ def main():
     sens = labels.index("sensitive")
 
     def model():
-        return LogisticRegression(C=args.C, max_iter=3000, class_weight="balanced")
+        return Head(args.hidden, args.C, args.alpha)
 
     oof = np.zeros((len(rows), len(labels)))
     for tr, te in StratifiedKFold(5, shuffle=True, random_state=SEED).split(X, y):
-        m = model().fit(X[tr], y[tr])
-        oof[te] = m.decision_function(X[te])
+        oof[te] = model().fit(X[tr], y[tr]).logits(X[te])
     temp = fit_temperature(oof, y)
     p_raw, p_cal = softmax(oof), softmax(oof / temp)
     pred = oof.argmax(1)
@@ -184,7 +237,8 @@ def main():
         m = np.array([r["source"] == src for r in rows])
         by_source[src] = {"n": int(m.sum()), "accuracy": round(float((pred[m] == y[m]).mean()), 3)}
     report = {
-        "corpus_sha256": corpus_sha, "rows": len(rows), "labels": labels, "max_tokens": args.max_tokens, "C": args.C,
+        "corpus_sha256": corpus_sha, "rows": len(rows), "labels": labels, "max_tokens": args.max_tokens,
+        "head": {"hidden": args.hidden, "alpha": args.alpha} if args.hidden else {"logistic_regression_C": args.C},
         "cv_folds": 5, "cv_accuracy": round(acc, 4), "per_class": per_class, "by_source": by_source,
         "temperature": round(temp, 4), "ece_raw": round(ece(p_raw, y), 4), "ece_calibrated": round(ece(p_cal, y), 4),
         "sensitive": {"threshold": round(threshold, 5), "target_recall": args.sensitive_recall, "cv_recall": round(recall, 4), "cv_false_positive_rate": round(fpr, 4)},
@@ -198,17 +252,12 @@ def main():
         print(f"  {src:12s} n {v['n']:5d} acc {v['accuracy']:.3f}")
 
     final = model().fit(X, y)
-    W = final.coef_.astype("<f4")
-    b = final.intercept_.astype("<f4")
-    blob = bytearray(MAGIC)
-    blob += struct.pack("<III", X.shape[1], len(labels), args.max_tokens)
-    for lab in labels:
-        e = lab.encode()
-        blob += struct.pack("<H", len(e)) + e
-    blob += struct.pack("<fff", temp, threshold, example_weight)
-    blob += bytes.fromhex(corpus_sha)
-    blob += W.tobytes() + b.tobytes()
-    open(args.out, "wb").write(bytes(blob))
+    blob = final.blob(X.shape[1], labels, args.max_tokens, temp, threshold, example_weight, corpus_sha)
+    open(args.out, "wb").write(blob)
+    cv = check_vectors(X.shape[1])
+    z = final.logits(cv) / np.float64(np.float32(temp))
+    z = z - z.max(1, keepdims=True)
+    report["check"] = {"vectors": "unit sin(0.37 (k+1) (i+1)), k = 0..3", "log_probs": np.round(z - np.log(np.exp(z).sum(1, keepdims=True)), 6).tolist()}
     print(f"wrote {args.out}: {len(blob)} bytes, {len(labels)} labels, T={temp:.3f}, sensitive >= {threshold:.4f}")
     if args.report:
         json.dump(report, open(args.report, "w"), indent=1, sort_keys=True)

@@ -1,19 +1,23 @@
-//! Tier 2's trained classifier: a multinomial logistic regression over the MiniLM sentence
-//! embedding, trained offline on the public corpus (`models/corpus/build`,
-//! `models/router/train.py`) and compiled into the build (`models/router/head.bin`, 14 KB).
+//! Tier 2's trained classifier over the MiniLM sentence embedding: a small multi-layer
+//! perceptron (one ReLU hidden layer, then softmax) or a multinomial logistic regression,
+//! trained offline on the public corpus (`models/corpus/build`, `models/router/train.py`) and
+//! compiled into the build (`models/router/head.bin`).
 //!
 //! Its probabilities are calibrated (temperature fitted on out-of-fold logits), so
 //! `router.embedding.min_confidence` reads as "the probability the decision is right". It also
 //! carries the sensitive detector's threshold: the lowest P(sensitive) that kept cross-validated
 //! recall at the target (0.99), so anything at or above it is treated as possibly sensitive.
 //!
-//! File layout (little-endian): `GWHEADv1`, dim u32, labels u32, max_tokens u32, per label a
-//! u16 length and UTF-8 name, temperature f32, sensitive threshold f32, example weight f32,
-//! corpus sha256 (32 bytes), W (labels x dim f32, row per label), b (labels f32).
+//! File layout (little-endian): `GWHEADv1` (linear) or `GWHEADv2` (hidden layer), dim u32,
+//! labels u32, max_tokens u32, [v2: hidden u32], per label a u16 length and UTF-8 name,
+//! temperature f32, sensitive threshold f32, example weight f32, corpus sha256 (32 bytes), then
+//! f32 weights: v1 W (labels x dim, row per label), b (labels); v2 W1 (hidden x dim, row per
+//! unit), b1 (hidden), W2 (labels x hidden, row per label), b2 (labels).
 
 use std::sync::OnceLock;
 
-const MAGIC: &[u8; 8] = b"GWHEADv1";
+const MAGIC_LINEAR: &[u8; 8] = b"GWHEADv1";
+const MAGIC_MLP: &[u8; 8] = b"GWHEADv2";
 
 /// The head shipped with this build.
 static BUNDLED: &[u8] = include_bytes!("../../../models/router/head.bin");
@@ -37,8 +41,36 @@ pub struct Head {
     /// The weight of the YAML examples' cosine evidence, fitted with the head.
     pub example_weight: f32,
     pub corpus_sha256: [u8; 32],
+    /// Hidden units (0: a linear head).
+    pub hidden: usize,
+    layers: Vec<Dense>,
+}
+
+/// `out = W x + b`, W row-major (one row per output).
+#[derive(Debug, Clone, PartialEq)]
+struct Dense {
+    inputs: usize,
     weights: Vec<f32>,
     bias: Vec<f32>,
+}
+
+impl Dense {
+    fn read(r: &mut Reader<'_>, inputs: usize, outputs: usize) -> Result<Self, HeadError> {
+        let weights = r.f32s(inputs * outputs)?;
+        let bias = r.f32s(outputs)?;
+        if weights.iter().chain(&bias).any(|x| !x.is_finite()) {
+            return Err(HeadError::Format("non-finite weight"));
+        }
+        Ok(Self { inputs, weights, bias })
+    }
+
+    fn apply(&self, x: &[f64]) -> Vec<f64> {
+        self.weights
+            .chunks_exact(self.inputs)
+            .zip(&self.bias)
+            .map(|(w, b)| f64::from(*b) + w.iter().zip(x).map(|(a, v)| f64::from(*a) * v).sum::<f64>())
+            .collect()
+    }
 }
 
 struct Reader<'a> {
@@ -75,11 +107,14 @@ impl Head {
 
     pub fn parse(bytes: &[u8]) -> Result<Self, HeadError> {
         let mut r = Reader { bytes, at: 0 };
-        if r.take(8)? != MAGIC {
-            return Err(HeadError::Format("not a head file (bad magic)"));
-        }
+        let mlp = match r.take(8)? {
+            m if m == MAGIC_LINEAR => false,
+            m if m == MAGIC_MLP => true,
+            _ => return Err(HeadError::Format("not a head file (bad magic)")),
+        };
         let (dim, n, max_tokens) = (r.u32()?, r.u32()?, r.u32()?);
-        if !(1..=4096).contains(&dim) || !(2..=256).contains(&n) {
+        let hidden = if mlp { r.u32()? } else { 0 };
+        if !(1..=4096).contains(&dim) || !(2..=256).contains(&n) || hidden > 4096 || (mlp && hidden == 0) {
             return Err(HeadError::Format("implausible dimensions"));
         }
         let mut labels = Vec::with_capacity(n);
@@ -96,25 +131,24 @@ impl Head {
         }
         let mut corpus_sha256 = [0u8; 32];
         corpus_sha256.copy_from_slice(r.take(32)?);
-        if bytes.len() - r.at != 4 * (n * dim + n) {
+        let floats = if mlp { hidden * dim + hidden + n * hidden + n } else { n * dim + n };
+        if bytes.len() - r.at != 4 * floats {
             return Err(HeadError::Size { labels: n, dim, len: bytes.len() });
         }
-        let weights = r.f32s(n * dim)?;
-        let bias = r.f32s(n)?;
-        if weights.iter().chain(&bias).any(|x| !x.is_finite()) {
-            return Err(HeadError::Format("non-finite weight"));
-        }
-        Ok(Self { dim, labels, max_tokens, temperature, sensitive_threshold, example_weight, corpus_sha256, weights, bias })
+        let layers = if mlp { vec![Dense::read(&mut r, dim, hidden)?, Dense::read(&mut r, hidden, n)?] } else { vec![Dense::read(&mut r, dim, n)?] };
+        Ok(Self { dim, labels, max_tokens, temperature, sensitive_threshold, example_weight, corpus_sha256, hidden, layers })
     }
 
     /// Calibrated log-probabilities of every label, in `labels` order.
     pub fn log_probs(&self, v: &[f32]) -> Vec<f64> {
-        let z: Vec<f64> = self
-            .weights
-            .chunks_exact(self.dim)
-            .zip(&self.bias)
-            .map(|(w, b)| (f64::from(*b) + w.iter().zip(v).map(|(a, x)| f64::from(*a) * f64::from(*x)).sum::<f64>()) / f64::from(self.temperature))
-            .collect();
+        let mut x: Vec<f64> = v.iter().map(|&a| f64::from(a)).collect();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.apply(&x);
+            if i + 1 < self.layers.len() {
+                x.iter_mut().for_each(|a| *a = a.max(0.0));
+            }
+        }
+        let z: Vec<f64> = x.iter().map(|a| a / f64::from(self.temperature)).collect();
         let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
         z.iter().map(|x| x - lse).collect()
@@ -138,6 +172,53 @@ mod tests {
         let v = vec![1.0 / (384f32).sqrt(); 384];
         let p: f64 = h.log_probs(&v).iter().map(|l| l.exp()).sum();
         assert!((p - 1.0).abs() < 1e-9, "{p}");
+    }
+
+    /// The bundled head gives, in Rust, the log-probabilities train.py computed for the same
+    /// fixed vectors (its report's `check`): the same bytes, read and applied the same way.
+    #[test]
+    fn rust_reproduces_the_trainers_outputs() {
+        let report: serde_json::Value = serde_json::from_str(include_str!("../../../models/router/head.json")).unwrap();
+        let want = report["check"]["log_probs"].as_array().expect("head.json has check vectors (train.py writes them)");
+        let h = Head::bundled().unwrap();
+        for (k, row) in want.iter().enumerate() {
+            let mut v: Vec<f32> = (0..h.dim).map(|i| (0.37 * (k + 1) as f64 * (i + 1) as f64).sin() as f32).collect();
+            crate::tiers::embed::normalize(&mut v);
+            let got = h.log_probs(&v);
+            let want: Vec<f64> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "vector {k}: {got:?} != {want:?}");
+            }
+        }
+    }
+
+    /// A hand-made two-unit MLP: relu(W1 x + b1), then W2 h + b2, over the temperature.
+    #[test]
+    fn a_hidden_layer_is_applied_with_relu() {
+        let mut b = b"GWHEADv2".to_vec();
+        for n in [2u32, 2, 8, 2] {
+            b.extend(n.to_le_bytes());
+        }
+        for l in ["a", "b"] {
+            b.extend(1u16.to_le_bytes());
+            b.extend(l.as_bytes());
+        }
+        for f in [2.0f32, 0.5, 0.0] {
+            b.extend(f.to_le_bytes());
+        }
+        b.extend([0u8; 32]);
+        // W1 = [[1, 0], [0, 1]], b1 = [0, -1]; W2 = [[2, 0], [0, 2]], b2 = [0, 0].
+        for f in [1.0f32, 0.0, 0.0, 1.0, 0.0, -1.0, 2.0, 0.0, 0.0, 2.0, 0.0, 0.0] {
+            b.extend(f.to_le_bytes());
+        }
+        let h = Head::parse(&b).unwrap();
+        assert_eq!(h.hidden, 2);
+        // x = (3, 0.5): hidden (3, 0) after relu, logits (6, 0), over T = 2: (3, 0).
+        let lp = h.log_probs(&[3.0, 0.5]);
+        let lse = (3f64.exp() + 1.0).ln();
+        assert!((lp[0] - (3.0 - lse)).abs() < 1e-9 && (lp[1] - (0.0 - lse)).abs() < 1e-9, "{lp:?}");
+        assert!(matches!(Head::parse(&b[..b.len() - 4]), Err(HeadError::Size { .. })));
     }
 
     #[test]
