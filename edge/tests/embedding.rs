@@ -81,3 +81,21 @@ fn rejects_files_that_are_not_the_model() {
     assert!(Embedder::load(b"not an onnx file".to_vec(), &tokenizer, 256).is_err());
     assert!(Embedder::load(read("model-int8.onnx"), b"{}", 256).is_err());
 }
+
+/// The gateway embeds the same tokens as the trainer (`models/router/train.py` `token_ids`,
+/// checked in as `fixtures/embedding_token_ids.json`): the first tokens of a long prompt and, with
+/// `tail_tokens`, its last ones, so pasted text followed by the request keeps the request.
+#[test]
+fn head_and_tail_tokens_match_the_trainer() {
+    let v: Value = serde_json::from_str(include_str!("fixtures/embedding_token_ids.json")).expect("fixture parses");
+    let mut embedders = std::collections::HashMap::new();
+    for row in v["rows"].as_array().expect("rows") {
+        let (max, tail) = (row["max_tokens"].as_u64().expect("max") as usize, row["tail_tokens"].as_u64().expect("tail") as usize);
+        let embedder = embedders
+            .entry((max, tail))
+            .or_insert_with(|| Embedder::load(read("model-int8.onnx"), &read("tokenizer.json"), max).expect("model loads").with_tail_tokens(tail));
+        let text = row["text"].as_str().expect("text");
+        let want: Vec<u32> = row["ids"].as_array().expect("ids").iter().map(|x| x.as_u64().expect("id") as u32).collect();
+        assert_eq!(embedder.token_ids(text).expect("encodes"), want, "{:?}", text.chars().take(60).collect::<String>());
+    }
+}

@@ -25,7 +25,7 @@ struct Live {
 impl Live {
     fn new(config: &Config) -> Self {
         let cfg = config.router.embedding.as_ref().expect("tier 2 configured");
-        let embedder = Embedder::load(read(&cfg.model_file), &read(&cfg.tokenizer_file), cfg.max_tokens).expect("model loads");
+        let embedder = Embedder::load(read(&cfg.model_file), &read(&cfg.tokenizer_file), cfg.max_tokens).expect("model loads").with_tail_tokens(cfg.tail_tokens);
         let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).expect("embeds").vector).collect()).collect();
         let index = IntentIndex::new(cfg, vectors).expect("index");
         Self { embedder, index }

@@ -4,7 +4,8 @@
         --out edge/src/router/head.bin [--report bench/router-train.json]
 
 1. Embeds every corpus row as the gateway does (all-MiniLM-L6-v2 int8 graph, tokenizer.json,
-   truncated to --max-tokens, mean pooling, L2 norm) with onnxruntime.
+   the first --max-tokens tokens with the last --tail-tokens of a longer prompt, mean pooling,
+   L2 norm) with onnxruntime.
 2. 5-fold cross-validation (stratified, seeded) of the head over the 384-d embedding: a
    multi-layer perceptron with one ReLU hidden layer (--hidden, default 256; classes balanced by
    resampling) or, with --hidden 0, a multinomial logistic regression (balanced class weights):
@@ -93,9 +94,33 @@ def check_vectors(dim, count=4):
     return vs / np.linalg.norm(vs, axis=1, keepdims=True)
 
 
-def embed_all(texts, model_dir, max_tokens, cache):
-    # Cached per text (and token limit), so a changed corpus only embeds its new rows.
-    keys = [hashlib.sha256(f"{max_tokens}|{t}".encode()).hexdigest()[:24] for t in texts]
+def special_tokens(tok):
+    # What the post-processor adds around a sequence ([CLS] .. [SEP]), as tiers/embed.rs finds it.
+    w, wo = tok.encode("a").ids, tok.encode("a", add_special_tokens=False).ids
+    at = next(i for i in range(len(w) - len(wo) + 1) if w[i:i + len(wo)] == wo)
+    return w[:at], w[at + len(wo):]
+
+
+def token_ids(tok, specials, text, max_tokens, tail_tokens):
+    """The ids the gateway embeds (tiers/embed.rs `encode`): the first tokens of the text and,
+    when it is longer than max_tokens, its last tail_tokens too. The tokenizer sees at most 32
+    bytes per token of each part."""
+    prefix, suffix = specials
+    room = max_tokens - len(prefix) - len(suffix)
+    b = text.encode("utf-8")
+    head = b[: 32 * max_tokens].decode("utf-8", "ignore")
+    body = tok.encode(head, add_special_tokens=False).ids
+    if len(body) > room or len(b) > 32 * max_tokens:
+        tail = []
+        if tail_tokens:
+            tail = tok.encode(b[-32 * tail_tokens:].decode("utf-8", "ignore"), add_special_tokens=False).ids[-tail_tokens:]
+        body = body[: room - len(tail)] + tail
+    return prefix + body + suffix
+
+
+def embed_all(texts, model_dir, max_tokens, cache, tail_tokens=0):
+    # Cached per text (and token limits), so a changed corpus only embeds its new rows.
+    keys = [hashlib.sha256((f"{max_tokens}|{t}" if tail_tokens == 0 else f"{max_tokens}/{tail_tokens}|{t}").encode()).hexdigest()[:24] for t in texts]
     path = f"{cache}/embeddings-{model_dir.rstrip('/').split('/')[-1]}.npz" if cache else None
     known = {}
     if path:
@@ -107,20 +132,17 @@ def embed_all(texts, model_dir, max_tokens, cache):
     todo = [i for i, k in enumerate(keys) if k not in known]
     tok = Tokenizer.from_file(f"{model_dir}/tokenizer.json")
     tok.no_padding()
-    tok.enable_truncation(max_length=max_tokens)
+    tok.no_truncation()
+    specials = special_tokens(tok)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     sess = ort.InferenceSession(f"{model_dir}/model-int8.onnx", opts, providers=["CPUExecutionProvider"])
     t0 = time.time()
     for n, i in enumerate(todo):
-        t = texts[i]
-        # The gateway hands the tokenizer at most 32 bytes per token of the limit.
-        t = t.encode("utf-8")[: 32 * max_tokens].decode("utf-8", "ignore")
-        e = tok.encode(t)
-        ids = np.array([e.ids], dtype=np.int64)
-        mask = np.array([e.attention_mask], dtype=np.int64)
+        ids = np.array([token_ids(tok, specials, texts[i], max_tokens, tail_tokens)], dtype=np.int64)
+        mask = np.ones_like(ids)
         h = sess.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0][0]
-        v = (h * mask[0][:, None]).sum(0) / max(mask.sum(), 1)
+        v = h.mean(0)
         known[keys[i]] = (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
         if n % 1000 == 999:
             print(f"  embedded {n + 1}/{len(todo)} ({time.time() - t0:.0f} s)", file=sys.stderr)
@@ -162,6 +184,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--report")
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--tail-tokens", type=int, default=16, help="of a longer prompt, its last tokens embedded too (router.embedding.tail_tokens)")
     ap.add_argument("--hidden", type=int, default=256, help="hidden units of the MLP head; 0 for a logistic regression")
     ap.add_argument("--alpha", type=float, default=1e-3, help="L2 strength of the MLP head")
     ap.add_argument("--C", type=float, default=4.0, help="inverse L2 strength of the logistic regression (--hidden 0)")
@@ -175,7 +198,7 @@ def main():
     rows = [json.loads(l) for l in raw.decode().splitlines()]
     labels = sorted({r["label"] for r in rows})
     y = np.array([labels.index(r["label"]) for r in rows])
-    X = embed_all([r["text"] for r in rows], args.models, args.max_tokens, args.cache)
+    X = embed_all([r["text"] for r in rows], args.models, args.max_tokens, args.cache, args.tail_tokens)
     sens = labels.index("sensitive")
 
     def model():
@@ -201,7 +224,7 @@ def main():
     intents = cfg["router"]["embedding"].get("intents", [])
     ex_texts = [e for i in intents for e in i["examples"]]
     ex_caps = [i["capability"] for i in intents for _ in i["examples"]]
-    E = embed_all(ex_texts, args.models, args.max_tokens, args.cache)
+    E = embed_all(ex_texts, args.models, args.max_tokens, args.cache, args.tail_tokens)
     cos = X @ E.T
     ex_labels = sorted(set(ex_caps))
     S = np.stack([cos[:, [j for j, c in enumerate(ex_caps) if c == lab]].max(1) for lab in ex_labels], 1)
@@ -237,7 +260,7 @@ def main():
         m = np.array([r["source"] == src for r in rows])
         by_source[src] = {"n": int(m.sum()), "accuracy": round(float((pred[m] == y[m]).mean()), 3)}
     report = {
-        "corpus_sha256": corpus_sha, "rows": len(rows), "labels": labels, "max_tokens": args.max_tokens,
+        "corpus_sha256": corpus_sha, "rows": len(rows), "labels": labels, "max_tokens": args.max_tokens, "tail_tokens": args.tail_tokens,
         "head": {"hidden": args.hidden, "alpha": args.alpha} if args.hidden else {"logistic_regression_C": args.C},
         "cv_folds": 5, "cv_accuracy": round(acc, 4), "per_class": per_class, "by_source": by_source,
         "temperature": round(temp, 4), "ece_raw": round(ece(p_raw, y), 4), "ece_calibrated": round(ece(p_cal, y), 4),

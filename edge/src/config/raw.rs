@@ -184,6 +184,8 @@ pub struct RawEmbeddingTier {
     pub min_confidence: Option<f64>,
     pub min_margin: Option<f64>,
     pub max_tokens: Option<usize>,
+    /// Of a prompt longer than `max_tokens`, how many of its last tokens are kept too (default 16).
+    pub tail_tokens: Option<usize>,
     /// `bundled` (default): the trained head compiled into the build; `none`: examples only.
     pub head: Option<String>,
     /// Weight of the examples' cosine evidence next to the head (default: the head's own).

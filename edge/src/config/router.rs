@@ -39,6 +39,10 @@ pub(super) fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&Str
     if !(1..=256).contains(&max_tokens) {
         p.push(format!("{at}.max_tokens"), "must be between 1 and 256 (the model's limit)");
     }
+    let tail_tokens = e.tail_tokens.unwrap_or(16);
+    if tail_tokens > max_tokens / 2 {
+        p.push(format!("{at}.tail_tokens"), format!("must be at most half of max_tokens ({max_tokens})"));
+    }
     let head = match e.head.as_deref() {
         None | Some("bundled") => true,
         Some("none") => false,
@@ -97,6 +101,7 @@ pub(super) fn validate_embedding(p: &mut Problems, raw: &RawConfig, caps: &[&Str
         min_confidence,
         min_margin,
         max_tokens,
+        tail_tokens,
         intents,
         head,
         head_routes,

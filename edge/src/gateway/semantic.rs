@@ -57,7 +57,7 @@ impl SemanticTier for Loaded {
 const NO_FEATURE: &str = "this build has no embedding tier (cargo feature `embedding` is off)";
 
 fn key_of(cfg: &EmbeddingTierConfig) -> String {
-    format!("{}|{}|{}|{}", cfg.model_file, cfg.tokenizer_file, cfg.max_tokens, cfg.intents_digest())
+    format!("{}|{}|{}/{}|{}", cfg.model_file, cfg.tokenizer_file, cfg.max_tokens, cfg.tail_tokens, cfg.intents_digest())
 }
 
 impl SemanticCache {
@@ -118,7 +118,7 @@ async fn load<P: Platform>(p: P, cfg: EmbeddingTierConfig, key: String) -> Resul
         p.model_file(&cfg.intents_file)
     );
     let tokenizer = tokenizer?;
-    let embedder = Embedder::load(model?, &tokenizer, cfg.max_tokens).map_err(|e| e.to_string())?;
+    let embedder = Embedder::load(model?, &tokenizer, cfg.max_tokens).map_err(|e| e.to_string())?.with_tail_tokens(cfg.tail_tokens);
     drop(tokenizer);
     let file = match vectors {
         Ok(Some(b)) => VectorFile::parse(&b).map_err(|e| p.log(&warn(&format!("{}: {e}; embedding every example", cfg.intents_file)))).ok(),

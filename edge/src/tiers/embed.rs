@@ -9,13 +9,18 @@
 //!   its stored precision (int8 with a per-row scale: 11.7 MB instead of 47 MB of f32). This is
 //!   what keeps a Worker isolate well inside its 128 MB.
 //!
-//! Then: tokenize (truncated to `max_tokens`), run, mean-pool, L2-normalise, as
+//! Then: tokenize (to at most `max_tokens`, see below), run, mean-pool, L2-normalise, as
 //! sentence-transformers does for this model.
+//!
+//! A prompt longer than `max_tokens` keeps its first tokens and, with `tail_tokens > 0`, its last
+//! `tail_tokens` as well: `[CLS] head.. tail [SEP]`. Pasted text followed by the request ("..
+//! Summarize the above") then still shows the request. models/router/train.py embeds the corpus
+//! the same way.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 use tract_onnx::pb::{self, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
@@ -50,6 +55,9 @@ pub struct Embedder {
     vocab: usize,
     dim: usize,
     max_tokens: usize,
+    tail_tokens: usize,
+    /// The special tokens the tokenizer puts before and after a sequence (`[CLS]`, `[SEP]`).
+    specials: (Vec<u32>, Vec<u32>),
 }
 
 impl std::fmt::Debug for Embedder {
@@ -103,10 +111,18 @@ impl Embedder {
 
         let mut tokenizer = Tokenizer::from_bytes(tokenizer).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        Ok(Self { plan, tokenizer, table, vocab, dim, max_tokens })
+        tokenizer.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let specials = special_tokens(&tokenizer)?;
+        if max_tokens <= specials.0.len() + specials.1.len() {
+            return Err(EmbedError::Tokenizer(format!("max_tokens {max_tokens} leaves no room for text")));
+        }
+        Ok(Self { plan, tokenizer, table, vocab, dim, max_tokens, tail_tokens: 0, specials })
+    }
+
+    /// Keep the last `n` tokens of a prompt longer than `max_tokens` too (at most half of it).
+    pub fn with_tail_tokens(mut self, n: usize) -> Self {
+        self.tail_tokens = n.min(self.max_tokens / 2);
+        self
     }
 
     pub fn dim(&self) -> usize {
@@ -122,10 +138,33 @@ impl Embedder {
         Ok(self.encode(text)?.0.len())
     }
 
+    /// The token ids the model sees for `text`, special tokens included.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        Ok(self.encode(text)?.0)
+    }
+
     fn encode(&self, text: &str) -> Result<(Vec<u32>, Vec<u32>), EmbedError> {
-        let text = clip(text, self.max_tokens.saturating_mul(BYTES_PER_TOKEN_BOUND));
-        let enc = self.tokenizer.encode(text, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        Ok((enc.get_ids().to_vec(), enc.get_attention_mask().to_vec()))
+        let (prefix, suffix) = &self.specials;
+        let room = self.max_tokens - prefix.len() - suffix.len();
+        let head = clip(text, self.max_tokens.saturating_mul(BYTES_PER_TOKEN_BOUND));
+        let mut body = self.tokens_of(head)?;
+        if body.len() > room || head.len() < text.len() {
+            let tail = if self.tail_tokens == 0 {
+                Vec::new()
+            } else {
+                let mut t = self.tokens_of(clip_tail(text, self.tail_tokens.saturating_mul(BYTES_PER_TOKEN_BOUND)))?;
+                t.split_off(t.len().saturating_sub(self.tail_tokens))
+            };
+            body.truncate(room.saturating_sub(tail.len()));
+            body.extend(tail);
+        }
+        let ids: Vec<u32> = prefix.iter().chain(&body).chain(suffix).copied().collect();
+        let mask = vec![1; ids.len()];
+        Ok((ids, mask))
+    }
+
+    fn tokens_of(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        Ok(self.tokenizer.encode(text, false).map_err(|e| EmbedError::Tokenizer(e.to_string()))?.get_ids().to_vec())
     }
 
     /// The L2-normalised mean-pooled sentence embedding.
@@ -212,6 +251,27 @@ fn clip(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// The last `max` bytes of `text`, cut at a char boundary.
+fn clip_tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// The ids the tokenizer's post-processor adds before and after a sequence: the difference
+/// between encoding a word with and without special tokens.
+fn special_tokens(tokenizer: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), EmbedError> {
+    let err = |e: tokenizers::Error| EmbedError::Tokenizer(e.to_string());
+    let with = tokenizer.encode("a", true).map_err(err)?.get_ids().to_vec();
+    let without = tokenizer.encode("a", false).map_err(err)?.get_ids().to_vec();
+    let at = (0..=with.len().saturating_sub(without.len()))
+        .find(|&i| with[i..].starts_with(&without))
+        .ok_or_else(|| EmbedError::Tokenizer("cannot tell the special tokens from the text".into()))?;
+    Ok((with[..at].to_vec(), with[at + without.len()..].to_vec()))
 }
 
 fn initializer<'a>(graph: &'a pb::GraphProto, name: &str) -> Option<&'a pb::TensorProto> {

@@ -49,6 +49,8 @@ pub struct EmbeddingTierConfig {
     pub min_margin: f64,
     /// The prompt is truncated to this many tokens (the model's limit is 256).
     pub max_tokens: usize,
+    /// Of a longer prompt, its last `tail_tokens` are embedded too (`tiers/embed.rs`).
+    pub tail_tokens: usize,
     pub intents: Vec<Intent>,
     /// Use the trained head compiled into the build.
     pub head: bool,
@@ -316,6 +318,7 @@ mod tests {
             min_confidence: 0.5,
             min_margin: 0.05,
             max_tokens: 128,
+            tail_tokens: 0,
             head: false,
             head_routes: Vec::new(),
             example_weight: None,

@@ -93,7 +93,7 @@ fn load(opts: &Opts) -> Result<(Config, EmbeddingTierConfig, Embedder, Vec<u8>)>
     };
     let model = read(&cfg.model_file)?;
     let started = Instant::now();
-    let embedder = Embedder::load(model.clone(), &read(&cfg.tokenizer_file)?, cfg.max_tokens)?;
+    let embedder = Embedder::load(model.clone(), &read(&cfg.tokenizer_file)?, cfg.max_tokens)?.with_tail_tokens(cfg.tail_tokens);
     eprintln!("loaded {} in {} ms", cfg.model_file, started.elapsed().as_millis());
     Ok((config, cfg, embedder, model))
 }
