@@ -30,6 +30,7 @@ Nothing here reads the validation set.
 import argparse
 import hashlib
 import json
+import os
 import struct
 import sys
 import time
@@ -147,6 +148,7 @@ def embed_all(texts, model_dir, max_tokens, cache, tail_tokens=0):
         if n % 1000 == 999:
             print(f"  embedded {n + 1}/{len(todo)} ({time.time() - t0:.0f} s)", file=sys.stderr)
     if path and todo:
+        os.makedirs(cache, exist_ok=True)
         np.savez(path, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
     return np.stack([known[k] for k in keys])
 
@@ -190,6 +192,7 @@ def main():
     ap.add_argument("--C", type=float, default=4.0, help="inverse L2 strength of the logistic regression (--hidden 0)")
     ap.add_argument("--sensitive-recall", type=float, default=0.99)
     ap.add_argument("--cache", default=None, help="directory to keep the embeddings in")
+    ap.add_argument("--oof", help="write each row's out-of-fold probabilities (calibrated, examples blended as the gateway blends them) to this JSONL file")
     ap.add_argument("--config", default="edge/gateway.yaml", help="the YAML whose intent examples the example weight is fitted with")
     args = ap.parse_args()
 
@@ -243,6 +246,14 @@ def main():
     top = max(b["cv_accuracy"] for b in blend)
     example_weight = max(b["weight"] for b in blend if b["cv_accuracy"] >= top - 0.005)
     print("example weight:", json.dumps(blend), "->", example_weight)
+    if args.oof:
+        # What tier 2 would have said of each row had it not been trained on it: for measuring
+        # what comes after it (tier 3 and its blend, models/router/tier3_cv.py) on the corpus, not the dev set.
+        pb = softmax(logp + example_weight * D)
+        with open(args.oof, "w") as f:
+            for r, p in zip(rows, pb):
+                f.write(json.dumps({"id": r["id"], "label": r["label"], "source": r["source"],
+                                    "probabilities": {lab: round(float(v), 6) for lab, v in zip(labels, p)}}) + "\n")
     # Sensitive: the lowest calibrated P(sensitive) threshold that still reaches the recall target.
     ps = p_cal[:, sens]
     pos = np.sort(ps[y == sens])
