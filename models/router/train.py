@@ -11,9 +11,10 @@
    resampling) or, with --hidden 0, a multinomial logistic regression (balanced class weights):
    accuracy, per-class F1, expected calibration error before and after temperature scaling. The
    temperature is fitted on out-of-fold logits (never on the rows a model was trained on).
-3. The sensitive detector: the same head's P(sensitive) against a threshold chosen on
-   out-of-fold probabilities for recall >= --sensitive-recall; its false-positive rate is
-   reported.
+3. The sensitive detector: the mean of the head's calibrated P(sensitive) and a binary
+   sensitive-vs-rest MLP's probability (--detector 1, the default; trained the same way,
+   appended to the head file), against a threshold chosen on out-of-fold scores for recall >=
+   --sensitive-recall; its false-positive rate is reported, with each model's alone.
 4. The YAML examples' weight: the gateway adds `w x (cosine to the capability's nearest YAML
    example - the mean of those cosines)` to each capability's calibrated log-probability, so
    operators can steer and extend the head without retraining. w is chosen on the out-of-fold
@@ -65,6 +66,14 @@ class Head:
         m = MLPClassifier(hidden_layer_sizes=(self.hidden,), alpha=self.alpha, max_iter=300, random_state=0).fit(X[idx], y[idx])
         self.layers = [(w.T.astype("<f4"), b.astype("<f4")) for w, b in zip(m.coefs_, m.intercepts_)]
         return self
+
+    def detector_blob(self):
+        """The binary sensitive detector, appended to the head file: `GWSENSv1`, hidden u32
+        (0: logistic regression), then its layers' f32 weights (one output: the logit)."""
+        blob = bytearray(b"GWSENSv1") + struct.pack("<I", self.hidden)
+        for w, b in self.layers:
+            blob += w.tobytes() + b.tobytes()
+        return bytes(blob)
 
     def logits(self, X):
         h = np.asarray(X, dtype=np.float64)
@@ -153,6 +162,10 @@ def embed_all(texts, model_dir, max_tokens, cache, tail_tokens=0):
     return np.stack([known[k] for k in keys])
 
 
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def softmax(z):
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
@@ -191,6 +204,7 @@ def main():
     ap.add_argument("--alpha", type=float, default=1e-3, help="L2 strength of the MLP head")
     ap.add_argument("--C", type=float, default=4.0, help="inverse L2 strength of the logistic regression (--hidden 0)")
     ap.add_argument("--sensitive-recall", type=float, default=0.99)
+    ap.add_argument("--detector", type=int, default=1, help="1: train a binary sensitive detector beside the head (same architecture) and average the two; 0: the head's P(sensitive) alone")
     ap.add_argument("--cache", default=None, help="directory to keep the embeddings in")
     ap.add_argument("--oof", help="write each row's out-of-fold probabilities (calibrated, examples blended as the gateway blends them) to this JSONL file")
     ap.add_argument("--config", default="edge/gateway.yaml", help="the YAML whose intent examples the example weight is fitted with")
@@ -208,8 +222,12 @@ def main():
         return Head(args.hidden, args.C, args.alpha)
 
     oof = np.zeros((len(rows), len(labels)))
+    yb = (y == sens).astype(int)
+    oof_det = np.zeros(len(rows))
     for tr, te in StratifiedKFold(5, shuffle=True, random_state=SEED).split(X, y):
         oof[te] = model().fit(X[tr], y[tr]).logits(X[te])
+        if args.detector:
+            oof_det[te] = sigmoid(Head(args.hidden, args.C, args.alpha).fit(X[tr], yb[tr]).logits(X[te])[:, 0])
     temp = fit_temperature(oof, y)
     p_raw, p_cal = softmax(oof), softmax(oof / temp)
     pred = oof.argmax(1)
@@ -254,13 +272,19 @@ def main():
             for r, p in zip(rows, pb):
                 f.write(json.dumps({"id": r["id"], "label": r["label"], "source": r["source"],
                                     "probabilities": {lab: round(float(v), 6) for lab, v in zip(labels, p)}}) + "\n")
-    # Sensitive: the lowest calibrated P(sensitive) threshold that still reaches the recall target.
-    ps = p_cal[:, sens]
-    pos = np.sort(ps[y == sens])
-    k = int(np.floor((1 - args.sensitive_recall) * len(pos)))
-    threshold = float(pos[k]) if len(pos) else 0.5
-    recall = float((ps[y == sens] >= threshold).mean())
-    fpr = float((ps[y != sens] >= threshold).mean())
+    # Sensitive: the lowest score that still reaches the recall target. The score is the
+    # head's calibrated P(sensitive), averaged with a binary detector's probability when one is
+    # trained (--detector): two models err on different prompts, so at the same recall fewer
+    # other prompts are pinned local.
+    def at_recall(ps):
+        pos = np.sort(ps[y == sens])
+        k = int(np.floor((1 - args.sensitive_recall) * len(pos)))
+        t = float(pos[k]) if len(pos) else 0.5
+        return t, float((ps[y == sens] >= t).mean()), float((ps[y != sens] >= t).mean())
+    head_only = at_recall(p_cal[:, sens])
+    ps = (p_cal[:, sens] + oof_det) / 2 if args.detector else p_cal[:, sens]
+    threshold, recall, fpr = at_recall(ps)
+    print(f"sensitive at recall {args.sensitive_recall}: head alone FPR {head_only[2]:.4f}" + (f", detector alone FPR {at_recall(oof_det)[2]:.4f}, their mean FPR {fpr:.4f}" if args.detector else ""))
     # Accuracy against coverage: a decision is kept when its calibrated top probability clears t.
     coverage = []
     for t in [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]:
@@ -275,7 +299,10 @@ def main():
         "head": {"hidden": args.hidden, "alpha": args.alpha} if args.hidden else {"logistic_regression_C": args.C},
         "cv_folds": 5, "cv_accuracy": round(acc, 4), "per_class": per_class, "by_source": by_source,
         "temperature": round(temp, 4), "ece_raw": round(ece(p_raw, y), 4), "ece_calibrated": round(ece(p_cal, y), 4),
-        "sensitive": {"threshold": round(threshold, 5), "target_recall": args.sensitive_recall, "cv_recall": round(recall, 4), "cv_false_positive_rate": round(fpr, 4)},
+        "sensitive": {"threshold": round(threshold, 5), "target_recall": args.sensitive_recall, "cv_recall": round(recall, 4), "cv_false_positive_rate": round(fpr, 4),
+                      "score": "mean of the head's P(sensitive) and the binary detector's" if args.detector else "the head's P(sensitive)",
+                      "head_alone_cv_false_positive_rate": round(head_only[2], 4),
+                      **({"detector_alone_cv_false_positive_rate": round(at_recall(oof_det)[2], 4)} if args.detector else {})},
         "coverage": coverage, "example_weight": example_weight, "example_blend": blend, "examples": len(ex_texts),
         "confusion": {labels[i]: {labels[j]: int(((y == i) & (pred == j)).sum()) for j in range(len(labels)) if ((y == i) & (pred == j)).any()} for i in range(len(labels))},
     }
@@ -287,11 +314,17 @@ def main():
 
     final = model().fit(X, y)
     blob = final.blob(X.shape[1], labels, args.max_tokens, temp, threshold, example_weight, corpus_sha)
+    detector = None
+    if args.detector:
+        detector = Head(args.hidden, args.C, args.alpha).fit(X, yb)
+        blob += detector.detector_blob()
     open(args.out, "wb").write(blob)
     cv = check_vectors(X.shape[1])
     z = final.logits(cv) / np.float64(np.float32(temp))
     z = z - z.max(1, keepdims=True)
     report["check"] = {"vectors": "unit sin(0.37 (k+1) (i+1)), k = 0..3", "log_probs": np.round(z - np.log(np.exp(z).sum(1, keepdims=True)), 6).tolist()}
+    if detector is not None:
+        report["check"]["detector_probabilities"] = np.round(sigmoid(detector.logits(cv)[:, 0]), 6).tolist()
     print(f"wrote {args.out}: {len(blob)} bytes, {len(labels)} labels, T={temp:.3f}, sensitive >= {threshold:.4f}")
     if args.report:
         json.dump(report, open(args.report, "w"), indent=1, sort_keys=True)

@@ -13,11 +13,18 @@
 //! temperature f32, sensitive threshold f32, example weight f32, corpus sha256 (32 bytes), then
 //! f32 weights: v1 W (labels x dim, row per label), b (labels); v2 W1 (hidden x dim, row per
 //! unit), b1 (hidden), W2 (labels x hidden, row per label), b2 (labels).
+//!
+//! An optional trailer holds a binary sensitive detector trained beside the head: `GWSENSv1`,
+//! hidden u32 (0: linear), then its layers the same way with one output (the logit). With it,
+//! the sensitive score is the mean of the head's P(sensitive) and the detector's probability
+//! (two models err on different prompts: at the same recall, fewer others are pinned local),
+//! and the threshold in the file is the one chosen for that mean.
 
 use std::sync::OnceLock;
 
 const MAGIC_LINEAR: &[u8; 8] = b"GWHEADv1";
 const MAGIC_MLP: &[u8; 8] = b"GWHEADv2";
+const MAGIC_DETECTOR: &[u8; 8] = b"GWSENSv1";
 
 /// The head shipped with this build.
 static BUNDLED: &[u8] = include_bytes!("../../../models/router/head.bin");
@@ -43,7 +50,35 @@ pub struct Head {
     pub corpus_sha256: [u8; 32],
     /// Hidden units (0: a linear head).
     pub hidden: usize,
-    layers: Vec<Dense>,
+    layers: Layers,
+    /// The binary sensitive detector, when the file carries one.
+    detector: Option<Layers>,
+}
+
+/// Dense layers with ReLU between them.
+#[derive(Debug, Clone, PartialEq)]
+struct Layers(Vec<Dense>);
+
+impl Layers {
+    /// `dim -> [hidden ->] outputs`, read in file order.
+    fn read(r: &mut Reader<'_>, dim: usize, hidden: usize, outputs: usize) -> Result<Self, HeadError> {
+        Ok(Self(if hidden > 0 { vec![Dense::read(r, dim, hidden)?, Dense::read(r, hidden, outputs)?] } else { vec![Dense::read(r, dim, outputs)?] }))
+    }
+
+    fn floats(dim: usize, hidden: usize, outputs: usize) -> usize {
+        if hidden > 0 { hidden * dim + hidden + outputs * hidden + outputs } else { outputs * dim + outputs }
+    }
+
+    fn forward(&self, v: &[f32]) -> Vec<f64> {
+        let mut x: Vec<f64> = v.iter().map(|&a| f64::from(a)).collect();
+        for (i, layer) in self.0.iter().enumerate() {
+            x = layer.apply(&x);
+            if i + 1 < self.0.len() {
+                x.iter_mut().for_each(|a| *a = a.max(0.0));
+            }
+        }
+        x
+    }
 }
 
 /// `out = W x + b`, W row-major (one row per output).
@@ -131,23 +166,45 @@ impl Head {
         }
         let mut corpus_sha256 = [0u8; 32];
         corpus_sha256.copy_from_slice(r.take(32)?);
-        let floats = if mlp { hidden * dim + hidden + n * hidden + n } else { n * dim + n };
-        if bytes.len() - r.at != 4 * floats {
-            return Err(HeadError::Size { labels: n, dim, len: bytes.len() });
+        let size = HeadError::Size { labels: n, dim, len: bytes.len() };
+        if bytes.len() - r.at < 4 * Layers::floats(dim, hidden, n) {
+            return Err(size);
         }
-        let layers = if mlp { vec![Dense::read(&mut r, dim, hidden)?, Dense::read(&mut r, hidden, n)?] } else { vec![Dense::read(&mut r, dim, n)?] };
-        Ok(Self { dim, labels, max_tokens, temperature, sensitive_threshold, example_weight, corpus_sha256, hidden, layers })
+        let layers = Layers::read(&mut r, dim, hidden, n)?;
+        let detector = if r.at == bytes.len() {
+            None
+        } else {
+            if r.take(8).ok() != Some(&MAGIC_DETECTOR[..]) {
+                return Err(HeadError::Format("bytes after the head that are not a sensitive detector"));
+            }
+            let units = r.u32().map_err(|_| size.clone())?;
+            if units > 4096 {
+                return Err(HeadError::Format("implausible dimensions"));
+            }
+            if bytes.len() - r.at != 4 * Layers::floats(dim, units, 1) {
+                return Err(size);
+            }
+            Some(Layers::read(&mut r, dim, units, 1)?)
+        };
+        Ok(Self { dim, labels, max_tokens, temperature, sensitive_threshold, example_weight, corpus_sha256, hidden, layers, detector })
+    }
+
+    /// The score the sensitive threshold applies to: the head's P(sensitive) (`p_head`), or
+    /// with a detector the mean of that and the detector's probability.
+    pub fn sensitive_score(&self, v: &[f32], p_head: f64) -> f64 {
+        match &self.detector {
+            Some(d) => (p_head + 1.0 / (1.0 + (-d.forward(v)[0]).exp())) / 2.0,
+            None => p_head,
+        }
+    }
+
+    pub fn has_detector(&self) -> bool {
+        self.detector.is_some()
     }
 
     /// Calibrated log-probabilities of every label, in `labels` order.
     pub fn log_probs(&self, v: &[f32]) -> Vec<f64> {
-        let mut x: Vec<f64> = v.iter().map(|&a| f64::from(a)).collect();
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.apply(&x);
-            if i + 1 < self.layers.len() {
-                x.iter_mut().for_each(|a| *a = a.max(0.0));
-            }
-        }
+        let x = self.layers.forward(v);
         let z: Vec<f64> = x.iter().map(|a| a / f64::from(self.temperature)).collect();
         let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
@@ -193,6 +250,22 @@ mod tests {
         }
     }
 
+    /// The bundled detector gives the probabilities train.py computed for the same vectors.
+    #[test]
+    fn rust_reproduces_the_trainers_detector() {
+        let report: serde_json::Value = serde_json::from_str(include_str!("../../../models/router/head.json")).unwrap();
+        let want = report["check"]["detector_probabilities"].as_array().expect("head.json has the detector's check (train.py --detector 1)");
+        let h = Head::bundled().unwrap();
+        assert!(h.has_detector());
+        for (k, w) in want.iter().enumerate() {
+            let mut v: Vec<f32> = (0..h.dim).map(|i| (0.37 * (k + 1) as f64 * (i + 1) as f64).sin() as f32).collect();
+            crate::tiers::embed::normalize(&mut v);
+            // With p_head = 0 the score is half the detector's probability.
+            let got = 2.0 * h.sensitive_score(&v, 0.0);
+            assert!((got - w.as_f64().unwrap()).abs() < 1e-4, "vector {k}: {got} != {w}");
+        }
+    }
+
     /// A hand-made two-unit MLP: relu(W1 x + b1), then W2 h + b2, over the temperature.
     #[test]
     fn a_hidden_layer_is_applied_with_relu() {
@@ -219,6 +292,21 @@ mod tests {
         let lse = (3f64.exp() + 1.0).ln();
         assert!((lp[0] - (3.0 - lse)).abs() < 1e-9 && (lp[1] - (0.0 - lse)).abs() < 1e-9, "{lp:?}");
         assert!(matches!(Head::parse(&b[..b.len() - 4]), Err(HeadError::Size { .. })));
+        assert!(!h.has_detector());
+        assert_eq!(h.sensitive_score(&[3.0, 0.5], 0.25), 0.25);
+        // A linear detector, logit = x0 - x1 - 2.5 = 0 at (3, 0.5): probability 0.5, mean with 0.25.
+        let mut with = b.clone();
+        with.extend(b"GWSENSv1");
+        with.extend(0u32.to_le_bytes());
+        for f in [1.0f32, -1.0, -2.5] {
+            with.extend(f.to_le_bytes());
+        }
+        let h = Head::parse(&with).unwrap();
+        assert!((h.sensitive_score(&[3.0, 0.5], 0.25) - 0.375).abs() < 1e-9);
+        assert!(matches!(Head::parse(&with[..with.len() - 4]), Err(HeadError::Size { .. })));
+        let mut junk = b.clone();
+        junk.extend(b"whatever");
+        assert_eq!(Head::parse(&junk), Err(HeadError::Format("bytes after the head that are not a sensitive detector")));
     }
 
     #[test]

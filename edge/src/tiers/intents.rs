@@ -182,8 +182,8 @@ impl IntentIndex {
         let (top_cap, top_route, top) = probs.first().cloned()?;
         let margin = top - probs.get(1).map_or(0.0, |c| c.2);
         let scores = probs.iter().map(|(c, _, p)| (c.clone(), round3(*p))).collect();
-        let p_sensitive = h.sensitive.as_ref().map(|(i, _, _)| lp[*i].exp());
-        let flagged = h.sensitive.as_ref().filter(|(i, _, t)| lp[*i].exp() >= *t);
+        let p_sensitive = h.sensitive.as_ref().map(|(i, _, _)| h.head.sensitive_score(v, lp[*i].exp()));
+        let flagged = h.sensitive.as_ref().filter(|(_, _, t)| p_sensitive.is_some_and(|p| p >= *t));
         let (capability, route, confidence, threshold, confident) = match flagged {
             Some((_, route, t)) => ("sensitive".to_owned(), route.clone(), p_sensitive.unwrap_or(0.0), *t, true),
             None => {
