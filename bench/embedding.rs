@@ -1,5 +1,6 @@
 //! Native tier-1 and tier-2 latency (criterion): the keyword tier on a 1 KB prompt, the
-//! embedding at 16 and 128 tokens (int8 and fp32 files), and the model load (cold start).
+//! embedding at 16 and 128 tokens (int8 and fp32 files), the trained head and its sensitive
+//! detector on one embedding, and the model load (cold start).
 //! The same inputs are timed with onnxruntime by `bench/embedding_ort.py` for the ratio.
 //!
 //! Run: `cargo bench -p llm-gateway --bench embedding --profile host` (models/fetch first).
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use llm_gateway::tiers::embed::Embedder;
+use llm_gateway::tiers::head::Head;
 use llm_gateway::Config;
 
 /// Truncated to exactly N tokens by the embedder (`max_tokens`); shared with embedding_ort.py.
@@ -54,5 +56,20 @@ fn embedding(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, keyword, embedding);
+/// The bundled head (MLP, 384 -> 256 -> 9) and its detector (384 -> 256 -> 1) on one unit
+/// vector: what tier 2 adds to the embedding.
+fn head(c: &mut Criterion) {
+    let h = Head::bundled().expect("bundled head");
+    let mut v: Vec<f32> = (0..h.dim).map(|i| ((i + 1) as f32 * 0.37).sin()).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    c.bench_function("head: log-probabilities + sensitive score", |b| {
+        b.iter(|| {
+            let lp = h.log_probs(black_box(&v));
+            black_box(h.sensitive_score(&v, lp[0].exp()))
+        })
+    });
+}
+
+criterion_group!(benches, keyword, head, embedding);
 criterion_main!(benches);

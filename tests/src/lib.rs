@@ -96,8 +96,24 @@ pub fn run_suite(kind: runtime::Kind) -> ExitCode {
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
-    let logs = ctx.rt.log_text();
     let mut code = conclusion.exit_code();
+    // Then, alone, the cases that switch the serving config (scenarios::after_all).
+    for (name, case) in scenarios::after_all() {
+        let wanted = args.filter.as_deref().is_none_or(|f| if args.exact { name == f } else { name.contains(f) }) && !args.skip.iter().any(|s| name.contains(s.as_str()));
+        if args.list || !wanted || args.ignored {
+            continue;
+        }
+        match handle.block_on(case(&ctx)) {
+            Ok(()) => {
+                eprintln!("test {name} (alone, after the others) ... ok");
+            }
+            Err(e) => {
+                eprintln!("test {name} (alone, after the others) ... FAILED\n{e:#}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    let logs = ctx.rt.log_text();
     if !args.list {
         let client_key = scenarios::test_key("main");
         for key in [runtime::OPENAI_KEY, runtime::ANTHROPIC_KEY, client_key.as_str(), classifier::SECRET] {

@@ -71,6 +71,12 @@ cases!(
     langchain_standard_tests,
 );
 
+/// Cases that change what every other case sees (the serving config), so they run one at a
+/// time after the parallel ones.
+pub fn after_all() -> Vec<(&'static str, Case)> {
+    vec![("the_trained_head_in_the_wasm_matches_native", |c| Box::pin(the_trained_head_in_the_wasm_matches_native(c)))]
+}
+
 use crate::clients::*;
 use crate::semantic::*;
 use crate::tier3::*;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use serde_json::{json, Value};
 
 use crate::scenarios::{post, send, user, Ctx, Reply};
@@ -111,4 +111,67 @@ pub async fn model_loads_once_from_platform_files(c: &Ctx) -> Result<()> {
     eprintln!("      wasm linear memory with the model loaded: {:.1} MiB", mem as f64 / 1048576.0);
     ensure!(mem > 0 && mem < 128 * 1024 * 1024, "memory {mem} B must stay under the Workers limit of 128 MB");
     Ok(())
+}
+
+/// The trained head (and its sensitive detector) in the wasm gives, for the same config and
+/// prompts, the scores the native build computes here: the same bytes compiled in, the same
+/// Rust. Scores are compared as `/v1/route` reports them (three decimals, best five); the
+/// embedding itself may differ in the last float bits between tract's wasm and x86 kernels,
+/// hence a tolerance of 0.002.
+pub async fn the_trained_head_in_the_wasm_matches_native(c: &Ctx) -> Result<()> {
+    use llm_gateway::tiers::embed::Embedder;
+    use llm_gateway::tiers::intents::IntentIndex;
+
+    let plain = crate::scenarios::config_yaml(&c.mock, false);
+    let yaml = plain.replace("    head: none\n", "    head: bundled\n");
+    ensure!(yaml != plain, "e2e.yaml no longer says `head: none`");
+    let config = llm_gateway::Config::from_yaml(&yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = config.router.embedding.clone().context("the e2e config has tier 2")?;
+    let dir = crate::runtime::models_dir()?;
+    let embedder = Embedder::load(std::fs::read(dir.join(&cfg.model_file))?, &std::fs::read(dir.join(&cfg.tokenizer_file))?, cfg.max_tokens)?
+        .with_tail_tokens(cfg.tail_tokens);
+    let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).map(|x| x.vector)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>()?;
+    let index = IntentIndex::new(&cfg, vectors).map_err(|e| anyhow::anyhow!(e))?;
+
+    c.rt.kv_put("config", yaml.as_bytes()).await?;
+    let prompts = [
+        CODE_PROMPT,
+        "Como se dice buenas noches en italiano?",
+        "Can you move 200 dollars from my savings into my checking account before Friday?",
+        "What is a good way to keep basil alive on a windowsill in winter?",
+    ];
+    let outcome = async {
+        for prompt in prompts {
+            let native = index.classify(&embedder.embed(prompt)?.vector).context("native verdict")?;
+            // The KV config is picked up within config_refresh_secs: wait for the head's trace.
+            let started = Instant::now();
+            let e = loop {
+                let v = route(c, json!({"model": "auto", "messages": user(prompt)})).await?.json()?;
+                let e = v["tiers"].as_array().and_then(|t| t.iter().find(|t| t["tier"] == "embedding").cloned()).unwrap_or_default();
+                if e["sensitive_probability"].is_number() {
+                    break e;
+                }
+                ensure!(started.elapsed() < Duration::from_secs(20), "the head's config was not picked up in 20 s: {v}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            };
+            ensure!(e["capability"] == native.verdict.capability.as_str(), "{prompt:?}: wasm {e} vs native {native:?}");
+            let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() <= 0.002);
+            ensure!(close(&e["sensitive_probability"], native.sensitive_probability.unwrap_or(-1.0)), "{prompt:?}: wasm {e} vs native {native:?}");
+            let wasm = e["scores"].as_array().cloned().unwrap_or_default();
+            ensure!(!wasm.is_empty() && wasm.len() == native.verdict.scores.len().min(5), "{prompt:?}: wasm {e} vs native {native:?}");
+            for (w, (label, p)) in wasm.iter().zip(&native.verdict.scores) {
+                ensure!(w[0] == label.as_str() && close(&w[1], *p), "{prompt:?}: wasm {e} vs native {native:?}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Back to the suite's config, whatever happened.
+    c.rt.kv_put("config", plain.as_bytes()).await?;
+    let started = Instant::now();
+    while route(c, json!({"model": "auto", "messages": user(CODE_PROMPT)})).await?.json()?["tiers"][1]["sensitive_probability"].is_number() {
+        ensure!(started.elapsed() < Duration::from_secs(20), "the suite's config was not restored in 20 s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    outcome
 }
