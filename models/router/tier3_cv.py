@@ -42,14 +42,14 @@ def select(args):
     min_conf = cfg["router"]["embedding"]["min_confidence"]
     rows = [json.loads(l) for l in open(args.corpus, encoding="utf-8")]
     unsure = [r for r in rows if max(oof[r["id"]]["probabilities"].values()) < min_conf
-              and oof[r["id"]]["probabilities"].get("sensitive", 0.0) < threshold]
+              and oof[r["id"]].get("sensitive_score", oof[r["id"]]["probabilities"].get("sensitive", 0.0)) < threshold]
     random.Random(SEED).shuffle(unsure)
     picked = sorted(unsure[:args.n], key=lambda r: r["id"])
     with open(args.out, "w", encoding="utf-8") as f:
         for r in picked:
             f.write(json.dumps({"id": r["id"], "prompt": r["text"], "label": r["label"], "source": r["source"]}) + "\n")
     print(f"{len(unsure)} of {len(rows)} corpus rows escalate out of fold (top probability < {min_conf}, "
-          f"P(sensitive) < {threshold}); wrote {len(picked)} to {args.out}")
+          f"sensitive score < {threshold}); wrote {len(picked)} to {args.out}")
 
 
 def blend(model, hint, w):

@@ -281,14 +281,6 @@ def main():
     top = max(b["cv_accuracy"] for b in blend)
     example_weight = max(b["weight"] for b in blend if b["cv_accuracy"] >= top - 0.005)
     print("example weight:", json.dumps(blend), "->", example_weight)
-    if args.oof:
-        # What tier 2 would have said of each row had it not been trained on it: for measuring
-        # what comes after it (tier 3 and its blend, models/router/tier3_cv.py) on the corpus, not the dev set.
-        pb = softmax(logp + example_weight * D)
-        with open(args.oof, "w") as f:
-            for r, p in zip(rows, pb):
-                f.write(json.dumps({"id": r["id"], "label": r["label"], "source": r["source"],
-                                    "probabilities": {lab: round(float(v), 6) for lab, v in zip(labels, p)}}) + "\n")
     # Sensitive: the lowest score that still reaches the recall target. The score is the
     # head's calibrated P(sensitive), averaged with a binary detector's probability when one is
     # trained (--detector): two models err on different prompts, so at the same recall fewer
@@ -302,6 +294,14 @@ def main():
     ps = (p_cal[:, sens] + oof_det) / 2 if args.detector else p_cal[:, sens]
     threshold, recall, fpr = at_recall(ps)
     print(f"sensitive at recall {args.sensitive_recall}: head alone FPR {head_only[2]:.4f}" + (f", detector alone FPR {at_recall(oof_det)[2]:.4f}, their mean FPR {fpr:.4f}" if args.detector else ""))
+    if args.oof:
+        # What tier 2 would have said of each row had it not been trained on it: for measuring
+        # what comes after it (tier 3 and its blend, models/router/tier3_cv.py) on the corpus, not the dev set.
+        pb = softmax(logp + example_weight * D)
+        with open(args.oof, "w") as f:
+            for r, p, sc in zip(rows, pb, ps):
+                f.write(json.dumps({"id": r["id"], "label": r["label"], "source": r["source"], "sensitive_score": round(float(sc), 6),
+                                    "probabilities": {lab: round(float(v), 6) for lab, v in zip(labels, p)}}) + "\n")
     # Accuracy against coverage: a decision is kept when its calibrated top probability clears t.
     coverage = []
     for t in [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]:
