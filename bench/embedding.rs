@@ -61,8 +61,7 @@ fn embedding(c: &mut Criterion) {
 fn head(c: &mut Criterion) {
     let h = Head::bundled().expect("bundled head");
     let mut v: Vec<f32> = (0..h.dim).map(|i| ((i + 1) as f32 * 0.37).sin()).collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
+    llm_gateway::tiers::embed::normalize(&mut v);
     c.bench_function("head: log-probabilities + sensitive score", |b| {
         b.iter(|| {
             let lp = h.log_probs(black_box(&v));

@@ -26,8 +26,7 @@ impl Live {
     fn new(config: &Config) -> Self {
         let cfg = config.router.embedding.as_ref().expect("tier 2 configured");
         let embedder = Embedder::load(read(&cfg.model_file), &read(&cfg.tokenizer_file), cfg.max_tokens).expect("model loads").with_tail_tokens(cfg.tail_tokens);
-        let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).expect("embeds").vector).collect()).collect();
-        let index = IntentIndex::new(cfg, vectors).expect("index");
+        let index = IntentIndex::embedding_examples(cfg, &embedder).expect("index");
         Self { embedder, index }
     }
     fn verdict(&self, text: &str) -> SemanticVerdict {

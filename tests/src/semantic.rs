@@ -130,8 +130,7 @@ pub async fn the_trained_head_in_the_wasm_matches_native(c: &Ctx) -> Result<()> 
     let dir = crate::runtime::models_dir()?;
     let embedder = Embedder::load(std::fs::read(dir.join(&cfg.model_file))?, &std::fs::read(dir.join(&cfg.tokenizer_file))?, cfg.max_tokens)?
         .with_tail_tokens(cfg.tail_tokens);
-    let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).map(|x| x.vector)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>()?;
-    let index = IntentIndex::new(&cfg, vectors).map_err(|e| anyhow::anyhow!(e))?;
+    let index = IntentIndex::embedding_examples(&cfg, &embedder).map_err(|e| anyhow::anyhow!(e))?;
 
     c.rt.kv_put("config", yaml.as_bytes()).await?;
     let prompts = [

@@ -124,6 +124,18 @@ impl IntentIndex {
         Ok(Self { examples, intents: cfg.intents.clone(), min_confidence: cfg.min_confidence, min_margin: cfg.min_margin, head })
     }
 
+    /// The index over `cfg`'s examples embedded now with `embedder` (no vector file): for the
+    /// native tools and tests, which compare against or stand in for the loaded tier.
+    #[cfg(feature = "embedding")]
+    pub fn embedding_examples(cfg: &EmbeddingTierConfig, embedder: &super::embed::Embedder) -> Result<Self, String> {
+        let vectors = cfg
+            .intents
+            .iter()
+            .map(|i| i.examples.iter().map(|e| embedder.embed(e).map(|x| x.vector).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(cfg, vectors)
+    }
+
     pub fn example_count(&self) -> usize {
         self.examples.len()
     }

@@ -162,9 +162,8 @@ pub fn eval(opts: &Opts) -> Result<()> {
     let data = opts.data.as_ref().context("--data FILE is required")?;
     let (config, cfg, embedder, _) = load(opts)?;
     let started = Instant::now();
-    let vectors = cfg.intents.iter().map(|i| i.examples.iter().map(|e| embedder.embed(e).map(|x| x.vector)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>()?;
-    eprintln!("embedded {} intent examples in {} ms", cfg.intents.iter().map(|i| i.examples.len()).sum::<usize>(), started.elapsed().as_millis());
-    let index = IntentIndex::new(&cfg, vectors).map_err(|e| anyhow::anyhow!(e))?;
+    let index = IntentIndex::embedding_examples(&cfg, &embedder).map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!("embedded {} intent examples in {} ms", index.example_count(), started.elapsed().as_millis());
     let tier = TimedTier { embedder: &embedder, index: &index, ms: std::cell::Cell::new(None) };
     let kw = &config.router.keyword;
     let tier3 = opts.classifier.as_deref().map(|u| Tier3::new(u, &config)).transpose()?;
