@@ -308,7 +308,13 @@ def ifbench(s):
         label = L.IFBENCH_BY_LINE.get(i)
         if label is not None:
             r = json.loads(line)
-            rows.append(row("ifbench", f"{i}:{r['key']}", ifbench_prompt(r["prompt"], constraints), label))
+            text = ifbench_prompt(r["prompt"], constraints)
+            # A labelled row must have lost its constraints: a phrase of one left means the
+            # regexes no longer fit the data, and the label was given to other words.
+            left = re.search(r"in (?:your|the) response|Japanese|Reference Text|Repeat the request|Copy the span", text)
+            if left:
+                sys.exit(f"ifbench line {i}: a constraint is left in the labelled text ({left.group(0)!r})")
+            rows.append(row("ifbench", f"{i}:{r['key']}", text, label))
     return rows
 
 
