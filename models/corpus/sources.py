@@ -4,8 +4,8 @@ sampling and the validation-set filter are the build's (models/corpus/build).
 """
 import ast
 import csv
-import hashlib
 import gzip
+import hashlib
 import io
 import json
 import os
