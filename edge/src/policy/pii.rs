@@ -51,18 +51,26 @@ pub fn detect(text: &str, classes: &[PiiClass]) -> Vec<PiiClass> {
 /// Repeated until the detector finds nothing: a match can hide another (a run of digits read as
 /// one chain that is not a phone number holds a shorter run that is), which shows only once the
 /// first is gone (found by the `pii` fuzz target). Every pass removes at least one match, and
-/// every match holds a digit or an `@`, none of which a placeholder brings back, so it ends; the
-/// bound is a backstop.
+/// every match holds a digit or an `@`, none of which a placeholder brings back, so it ends, but
+/// text built to uncover one match per pass would take a pass per match, each over the whole
+/// text. So after `REDACT_PASSES` passes whatever is still found is not looked for further: every
+/// digit and `@` left is masked as `#` (fails closed: nothing the detector could find is left).
 pub fn redact(text: &str, classes: &[PiiClass]) -> String {
     let mut out = normalize(text).into_owned();
-    for _ in 0..64 {
+    for _ in 0..REDACT_PASSES {
         match redact_once(&out, classes) {
             Some(next) => out = next,
-            None => break,
+            None => return out,
         }
     }
-    out
+    if redact_once(&out, classes).is_none() {
+        return out;
+    }
+    out.chars().map(|c| if c.is_ascii_digit() || c == '@' { '#' } else { c }).collect()
 }
+
+/// How many redaction passes `redact` makes before it masks what is left.
+const REDACT_PASSES: usize = 64;
 
 /// One pass of `redact` over normalised text; `None` when it holds no match.
 fn redact_once(text: &str, classes: &[PiiClass]) -> Option<String> {

@@ -136,3 +136,16 @@ fn redaction_leaves_nothing_to_detect() {
     // The digits after the first match were a phone number of their own once it was gone.
     assert_eq!(redacted.matches("[REDACTED:phone]").count(), 2, "{redacted:?}");
 }
+
+
+#[test]
+fn redaction_that_needs_more_passes_than_its_budget_masks_the_rest() {
+    // Found by the `pii` fuzz target (2026-12-03): each pass uncovered one more phone number,
+    // 65 passes in all, and the 64-pass bound returned text that still held one.
+    let text = String::from_utf8_lossy(include_bytes!("redact_65_passes.bin")).into_owned();
+    assert!(!detect(&text, &PiiClass::ALL).is_empty());
+    let redacted = redact(&text, &PiiClass::ALL);
+    assert!(detect(&redacted, &PiiClass::ALL).is_empty(), "{redacted:?}");
+    assert!(!redacted.bytes().any(|b| b.is_ascii_digit() || b == b'@'), "past the budget every digit and @ is masked");
+    assert!(redacted.contains("[REDACTED:phone]"));
+}
