@@ -1,7 +1,10 @@
 //! Tier-3 classifier latency, side by side in one run, medians:
 //! - through the guest: `Guest::classify` (a fresh wasm instance, the guest's prompt, wasi-nn into
 //!   the llama.cpp backend), what `POST /v1/classify` runs;
-//! - direct: the same prompt and labels straight into the backend from Rust (`GgufGraph::score`).
+//! - direct: the same prompt and labels straight into the backend from Rust (`GgufGraph::score`);
+//! - direct with the hidden state: the same, also returning the model's final hidden state where
+//!   the answer starts (what the guest's trained head reads; llama.cpp then projects every token
+//!   onto the vocabulary).
 //!
 //! for request texts of about 100 and 300 model tokens, the bundled config's 9 labels, with the
 //! fixed instructions in the KV cache (steady state: every request shares them; each iteration's
@@ -77,8 +80,8 @@ fn main() -> Result<()> {
     let continuations: String = LABELS.iter().map(|(n, _)| format!(" {}", n.replace('_', " "))).collect::<Vec<_>>().join("\n");
     let request_labels: Vec<Value> = LABELS.iter().map(|(n, d)| json!({"name": n, "description": d})).collect();
     eprintln!(
-        "{:>8} {:>7} | {:>9} {:>9} {:>9} {:>13} | {:>14} {:>15}",
-        "text tok", "prompt", "guest ms", "direct ms", "ratio", "guest-compute", "uncached guest", "uncached direct"
+        "{:>8} {:>7} | {:>9} {:>9} {:>9} {:>13} {:>13} | {:>14} {:>15}",
+        "text tok", "prompt", "guest ms", "direct ms", "ratio", "guest-compute", "direct+hidden", "uncached guest", "uncached direct"
     );
     for tokens in [100, 300] {
         let base = text_of(&graph, tokens);
@@ -94,9 +97,9 @@ fn main() -> Result<()> {
         // Warm up both paths (and the KV cache of the instructions).
         for _ in 0..3 {
             guest.classify(req.clone()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            graph.score(full_prompt.as_bytes(), continuations.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            graph.score(full_prompt.as_bytes(), continuations.as_bytes(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
-        let (mut g, mut d, mut gu, mut du, mut outside) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut g, mut d, mut gu, mut du, mut outside, mut dh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut prompt_tokens = 0.0;
         for i in 0..N {
             let (req_i, _) = variant(2 * i + 1);
@@ -108,21 +111,26 @@ fn main() -> Result<()> {
             outside.push(t.elapsed().as_secs_f64() * 1e3 - v["compute_ms"].as_f64().unwrap_or(0.0));
             let (_, full_i) = variant(2 * i + 2);
             let t = Instant::now();
-            graph.score(full_i.as_bytes(), continuations.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            graph.score(full_i.as_bytes(), continuations.as_bytes(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
             d.push(t.elapsed().as_secs_f64() * 1e3);
+            let (_, full_h) = variant(2 * i + N * 2 + 3);
+            let t = Instant::now();
+            let out = graph.score(full_h.as_bytes(), continuations.as_bytes(), true).map_err(|e| anyhow::anyhow!("{e}"))?;
+            dh.push(t.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(out.hidden.is_some_and(|h| h.len() == graph.info().n_embd), "no hidden state");
             // Uncached: another prompt first, so nothing of this one is in the KV cache.
-            graph.score(other_prompt.as_bytes(), continuations.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            graph.score(other_prompt.as_bytes(), continuations.as_bytes(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
             let t = Instant::now();
             guest.classify(req.clone()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             gu.push(t.elapsed().as_secs_f64() * 1e3);
-            graph.score(other_prompt.as_bytes(), continuations.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            graph.score(other_prompt.as_bytes(), continuations.as_bytes(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
             let t = Instant::now();
-            graph.score(full_prompt.as_bytes(), continuations.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            graph.score(full_prompt.as_bytes(), continuations.as_bytes(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
             du.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        let (g, d, gu, du, o) = (median(g), median(d), median(gu), median(du), median(outside));
+        let (g, d, gu, du, o, dh) = (median(g), median(d), median(gu), median(du), median(outside), median(dh));
         eprintln!(
-            "{:>8} {:>7} | {g:>9.1} {d:>9.1} {:>9.3} {o:>10.2} ms | {gu:>14.1} {du:>15.1}",
+            "{:>8} {:>7} | {g:>9.1} {d:>9.1} {:>9.3} {o:>10.2} ms {dh:>13.1} | {gu:>14.1} {du:>15.1}",
             graph.count_tokens(&text).expect("tokenizes"),
             prompt_tokens,
             g / d

@@ -10,6 +10,22 @@ training data rather than on the validation set. Offline; CI never runs it.
     # 3. tier 2 alone, the model alone, and their product at each weight
     python models/router/tier3_cv.py score --oof oof.jsonl --pred t3.jsonl [--report tier3.json]
 
+A head on the classifier LLM's own hidden state (`wasi-host features`: the final hidden state
+where the guest's prompt asks for the answer) is measured against the label likelihood the same
+way:
+
+    # 4. the labels as the edge sends them, the rows to embed (every escalated row and a
+    #    stratified sample of the rest), their hidden states
+    python models/router/tier3_cv.py labels --out labels.json
+    python models/router/tier3_cv.py sample --oof oof.jsonl --corpus models/corpus/corpus.jsonl \
+        --out rows.jsonl [--per-label 400]
+    wasi-host features --guest classifier.wasm --model SmolLM2-135M-Instruct.Q8_0.gguf \
+        --labels labels.json --input rows.jsonl --output features.jsonl
+    # 5. the head, cross-validated: every model of a fold is trained without that fold's rows,
+    #    and the escalated rows are scored out of fold, alone and blended with tier 2
+    python models/router/tier3_cv.py head --oof oof.jsonl --features features.jsonl \
+        --corpus models/corpus/corpus.jsonl [--out models/router/tier3-head.json] [--report r.json]
+
 A row is escalated when its out-of-fold top probability is below the bundled config's
 min_confidence and the sensitive detector did not pin it (pinned prompts never reach tier 3).
 The blend is the guest's (wasi-host/guest/src/classify.rs, `add_hint`): each label's
@@ -20,8 +36,11 @@ top five take the lowest of the five; W is chosen by 5-fold cross-validation ove
 Nothing here reads the validation set.
 """
 import argparse
+import hashlib
 import json
+import os
 import random
+import sys
 
 import numpy as np
 import yaml
@@ -100,6 +119,151 @@ def score(args):
         json.dump(report, open(args.report, "w"), indent=1, sort_keys=True)
 
 
+def escalated_ids(oof, rows, head_json, config):
+    threshold = json.load(open(head_json))["sensitive"]["threshold"]
+    min_conf = yaml.safe_load(open(config))["router"]["embedding"]["min_confidence"]
+    return {r["id"] for r in rows if max(oof[r["id"]]["probabilities"].values()) < min_conf
+            and oof[r["id"]].get("sensitive_score", 0.0) < threshold}
+
+
+def edge_labels(config):
+    """The labels the edge sends the classifier: every capability, in name order (the config's
+    map is a BTreeMap), with its description (edge/src/config/router.rs)."""
+    caps = yaml.safe_load(open(config))["capabilities"]
+    return [{"name": n, "description": caps[n].get("description", "")} for n in sorted(caps)]
+
+
+def labels_cmd(args):
+    json.dump(edge_labels(args.config), open(args.out, "w"), indent=1)
+    print(f"wrote {args.out}")
+
+
+def sample(args):
+    oof = load_oof(args.oof)
+    rows = [json.loads(l) for l in open(args.corpus, encoding="utf-8")]
+    esc = escalated_ids(oof, rows, args.head, args.config)
+    rest = [r for r in rows if r["id"] not in esc]
+    random.Random(SEED).shuffle(rest)
+    per = {}
+    picked = [r for r in rows if r["id"] in esc]
+    for r in rest:
+        if per.get(r["label"], 0) < args.per_label:
+            per[r["label"]] = per.get(r["label"], 0) + 1
+            picked.append(r)
+    picked.sort(key=lambda r: r["id"])
+    with open(args.out, "w", encoding="utf-8") as f:
+        for r in picked:
+            f.write(json.dumps({"id": r["id"], "text": r["text"]}) + "\n")
+    print(f"{len(esc)} escalated rows and {len(picked) - len(esc)} others ({args.per_label} per label at most): {args.out}")
+
+
+def fit_lr(X, y, C, n_classes):
+    from sklearn.linear_model import LogisticRegression
+    m = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+    m.fit(X, y)
+    W = np.zeros((n_classes, X.shape[1]))
+    b = np.full(n_classes, -30.0)
+    W[m.classes_] = m.coef_
+    b[m.classes_] = m.intercept_
+    return W, b
+
+
+def head(args):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train import ece, fit_temperature, softmax
+    oof = load_oof(args.oof)
+    rows = {r["id"]: r for r in (json.loads(l) for l in open(args.corpus, encoding="utf-8"))}
+    feats = [json.loads(l) for l in open(args.features, encoding="utf-8")]
+    labels = [l["name"] for l in edge_labels(args.config)]
+    esc_ids = escalated_ids(oof, list(rows.values()), args.head, args.config)
+    ids = [f["id"] for f in feats]
+    X = np.array([f["hidden"] for f in feats], dtype=np.float64)
+    y = np.array([labels.index(rows[i]["label"]) for i in ids])
+    esc = np.array([i in esc_ids for i in ids])
+    likelihood = np.array([[f["probabilities"][l] for l in labels] for f in feats])
+    hint = np.array([[oof[i]["probabilities"].get(l, 0.0) for l in labels] for i in ids])
+    # Standardised inputs (the mean and scale go into the head's weights).
+    mu, sd = X.mean(0), X.std(0) + 1e-6
+    Z = (X - mu) / sd
+    rng = np.random.default_rng(SEED)
+    folds = rng.permutation(np.arange(len(y)) % 5)
+    grid = [0.01, 0.03, 0.1, 0.3]
+    # C on the escalated rows of four folds (inner), scored on the fifth (outer): nothing of a
+    # row's fold chooses anything it is scored with.
+    logits = {C: np.zeros((len(y), len(labels))) for C in grid}
+    for k in range(5):
+        tr, te = folds != k, folds == k
+        for C in grid:
+            W, b = fit_lr(Z[tr], y[tr], C, len(labels))
+            logits[C][te] = Z[te] @ W.T + b
+        print(f"fold {k + 1}/5", file=sys.stderr)
+    acc_c = {C: (logits[C].argmax(1) == y) for C in grid}
+    chosen_c = max(grid, key=lambda C: acc_c[C][esc].mean())
+    lg = logits[chosen_c]
+    temp = fit_temperature(lg, y)
+    p_head = softmax(lg / temp)
+    top5 = np.sort(hint, axis=1)[:, -5][:, None]
+    h5 = np.where(hint >= top5, hint, top5)
+
+    def blend(logp, w):
+        return logp + w * h5
+
+    lp_head, lp_ll = np.log(np.maximum(p_head, 1e-12)), np.log(np.maximum(likelihood, 1e-12))
+    methods = {
+        "tier 2's best guess (out of fold)": lambda w: hint,
+        "label likelihood": lambda w: blend(lp_ll, w),
+        "hidden-state head": lambda w: blend(lp_head, w),
+        "hidden-state head + label likelihood": lambda w: blend(lp_head + lp_ll, w),
+    }
+    e_idx = np.where(esc)[0]
+    efolds = folds[e_idx]
+    report = {"rows": int(len(y)), "escalated_rows": int(esc.sum()), "C": chosen_c, "C_accuracy_on_escalated": {str(C): round(float(acc_c[C][esc].mean()), 4) for C in grid},
+              "temperature": round(temp, 4), "ece_before": round(float(ece(softmax(lg), y)), 4), "ece_after": round(float(ece(p_head, y)), 4),
+              "head_accuracy_all_rows_oof": round(float(acc_c[chosen_c].mean()), 4), "escalated": {}}
+    for name, f in methods.items():
+        acc = {w: (f(w)[e_idx].argmax(1) == y[e_idx]) for w in WEIGHTS}
+        if name.startswith("tier 2"):
+            report["escalated"][name] = {"accuracy": round(float(acc[0.0].mean()), 4)}
+            continue
+        cv, chosen = [], []
+        for k in range(5):
+            tr, te = efolds != k, efolds == k
+            w = max(WEIGHTS, key=lambda w: (acc[w][tr].mean(), -w))
+            chosen.append(w)
+            cv.append(acc[w][te])
+        report["escalated"][name] = {"alone": round(float(acc[0.0].mean()), 4),
+                                     "by_weight": {str(w): round(float(acc[w].mean()), 4) for w in WEIGHTS},
+                                     "blend_weight_chosen_per_fold": chosen,
+                                     "blend_cv_accuracy": round(float(np.concatenate(cv).mean()), 4)}
+    print(json.dumps(report, indent=1))
+    if args.report:
+        json.dump(report, open(args.report, "w"), indent=1, sort_keys=True)
+    if args.out:
+        # The head blended with tier 2 as cross-validation chose it, fitted on every row.
+        accs = {w: (blend(lp_head, w)[e_idx].argmax(1) == y[e_idx]).mean() for w in WEIGHTS}
+        weight = max(WEIGHTS, key=lambda w: (accs[w], -w))
+        W, b = fit_lr(Z, y, chosen_c, len(labels))
+        # Fold the standardisation in: W (x - mu) / sd + b.
+        Wx = W / sd
+        bx = b - Wx @ mu
+        out = {
+            "format": 1,
+            "what": "a multinomial logistic regression over the classifier model's final hidden state at the prompt's last token (wasi-host features), temperature-calibrated out of fold; models/router/tier3_cv.py head",
+            "model": feats[0]["model"],
+            "template": args.template,
+            "labels": edge_labels(args.config),
+            "classes": labels,
+            "temperature": round(temp, 6),
+            "hint_weight": weight,
+            "trained_on": {"corpus_sha256": hashlib.sha256(open(args.corpus, "rb").read()).hexdigest(),
+                            "features_sha256": hashlib.sha256(open(args.features, "rb").read()).hexdigest(), "rows": int(len(y)), "C": chosen_c},
+            "bias": [float(np.float32(v)) for v in bx],
+            "weights": [[float(np.float32(v)) for v in row] for row in Wx],
+        }
+        json.dump(out, open(args.out, "w"), separators=(",", ":"))
+        print(f"wrote {args.out} (hint weight {weight}, temperature {temp:.3f})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -114,8 +278,27 @@ def main():
     c.add_argument("--oof", required=True)
     c.add_argument("--pred", required=True)
     c.add_argument("--report")
+    lb = sub.add_parser("labels")
+    lb.add_argument("--config", default="edge/gateway.yaml")
+    lb.add_argument("--out", required=True)
+    sm = sub.add_parser("sample")
+    sm.add_argument("--oof", required=True)
+    sm.add_argument("--corpus", required=True)
+    sm.add_argument("--head", default="models/router/head.json")
+    sm.add_argument("--config", default="edge/gateway.yaml")
+    sm.add_argument("--out", required=True)
+    sm.add_argument("--per-label", type=int, default=400)
+    h = sub.add_parser("head")
+    h.add_argument("--oof", required=True)
+    h.add_argument("--features", required=True)
+    h.add_argument("--corpus", required=True)
+    h.add_argument("--head", default="models/router/head.json")
+    h.add_argument("--config", default="edge/gateway.yaml")
+    h.add_argument("--template", default="chatml")
+    h.add_argument("--out")
+    h.add_argument("--report")
     args = ap.parse_args()
-    select(args) if args.cmd == "select" else score(args)
+    {"select": select, "score": score, "labels": labels_cmd, "sample": sample, "head": head}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -70,11 +70,20 @@ pub struct GuestSettings {
     pub top_k: usize,
     pub calibrate: bool,
     pub hint_weight: f32,
+    /// The guest returns the model's hidden state (`wasi-host features` only; never the service).
+    pub features: bool,
 }
 
 impl Default for GuestSettings {
     fn default() -> Self {
-        Self { template: AUTO_TEMPLATE.into(), max_text_chars: DEFAULT_MAX_TEXT_CHARS, top_k: 0, calibrate: false, hint_weight: DEFAULT_HINT_WEIGHT }
+        Self {
+            template: AUTO_TEMPLATE.into(),
+            max_text_chars: DEFAULT_MAX_TEXT_CHARS,
+            top_k: 0,
+            calibrate: false,
+            hint_weight: DEFAULT_HINT_WEIGHT,
+            features: false,
+        }
     }
 }
 
@@ -304,6 +313,59 @@ pub fn resolve_template(requested: &str, model_template: Option<&str>) -> Result
 
 fn template_names() -> String {
     classifier_guest::Template::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// `wasi-host features`: the guest's own prompt for each row of a JSONL file, through the model
+/// once, written as one JSON line per row: `id`, the hidden state the answer starts from
+/// (`hidden`), and the label likelihoods alone (`probabilities`, no hint). What a head over the
+/// model's hidden state is trained on (`models/router/tier3_cv.py`).
+pub struct FeaturesOptions {
+    pub guest: PathBuf,
+    pub model: PathBuf,
+    pub model_options: ModelOptions,
+    pub settings: GuestSettings,
+    /// The labels as the edge sends them (`[{"name", "description"}]`, in the edge's order).
+    pub labels: Value,
+    pub input: PathBuf,
+    pub output: PathBuf,
+}
+
+pub fn features(opts: FeaturesOptions) -> Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut settings = GuestSettings { features: true, hint_weight: 0.0, ..opts.settings };
+    let graph = GgufGraph::load(&opts.model, opts.model_options).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
+    eprintln!("wasi-host: features of {}", graph.description());
+    let info = graph.info();
+    settings.template = resolve_template(&settings.template, graph.chat_template().as_deref())?;
+    let guest = Guest::new(&opts.guest, graph, settings.to_json(GRAPH), Duration::from_secs(600))?;
+    let input = std::fs::File::open(&opts.input).with_context(|| format!("reading {}", opts.input.display()))?;
+    let rows: Vec<String> = std::io::BufReader::new(input).lines().collect::<std::io::Result<_>>()?;
+    let partial = opts.output.with_extension("partial");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).with_context(|| format!("writing {}", partial.display()))?);
+    let started = Instant::now();
+    for (i, line) in rows.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: Value = serde_json::from_str(line).with_context(|| format!("{} line {}", opts.input.display(), i + 1))?;
+        let text = row["text"].as_str().or_else(|| row["prompt"].as_str());
+        let text = text.with_context(|| format!("{} line {}: no \"text\" or \"prompt\"", opts.input.display(), i + 1))?;
+        let decision = guest
+            .classify(json!({"text": text, "labels": opts.labels}))
+            .map_err(|e| anyhow::anyhow!("{} line {}: {e:?}", opts.input.display(), i + 1))?;
+        let probabilities: serde_json::Map<String, Value> = decision["probabilities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p["label"].as_str()?.to_owned(), p["probability"].clone())))
+            .collect();
+        let line = json!({"id": row["id"], "hidden": decision["hidden"], "probabilities": probabilities, "prompt_tokens": decision["prompt_tokens"], "model": info});
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+        if (i + 1) % 200 == 0 || i + 1 == rows.len() {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("wasi-host: features {}/{} ({:.0} ms a row)", i + 1, rows.len(), secs * 1000.0 / (i + 1) as f64);
+        }
+    }
+    out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?.sync_all()?;
+    std::fs::rename(&partial, &opts.output).with_context(|| format!("renaming {} to {}", partial.display(), opts.output.display()))
 }
 
 pub async fn run(opts: ClassifyOptions) -> Result<()> {

@@ -59,6 +59,8 @@ pub struct Model {
     ptr: NonNull<sys::llama_model>,
     /// Logits per token position (read once: `Context::logits` needs it on every call).
     n_vocab: usize,
+    /// Width of the final hidden state (`Context::hidden`).
+    n_embd: usize,
 }
 
 // SAFETY: llama.cpp does not mutate a model after loading it (contexts keep their own state);
@@ -78,8 +80,8 @@ impl Model {
         };
         let ptr = NonNull::new(model).ok_or("llama.cpp could not load it (WASI_HOST_LLAMA_LOG=1 shows why)")?;
         // SAFETY: a live model and its own vocabulary.
-        let n = unsafe { sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(ptr.as_ptr())) };
-        Ok(Self { ptr, n_vocab: usize::try_from(n).unwrap_or(0) })
+        let (n, d) = unsafe { (sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(ptr.as_ptr())), sys::llama_model_n_embd_out(ptr.as_ptr())) };
+        Ok(Self { ptr, n_vocab: usize::try_from(n).unwrap_or(0), n_embd: usize::try_from(d).unwrap_or(0) })
     }
 
     pub fn n_params(&self) -> u64 {
@@ -113,6 +115,10 @@ impl Model {
 
     pub fn n_vocab(&self) -> usize {
         self.n_vocab
+    }
+
+    pub fn n_embd(&self) -> usize {
+        self.n_embd
     }
 
     /// `text` as tokens; `add_special` adds BOS/EOS as the model is configured to, and
@@ -156,7 +162,7 @@ impl Model {
             sys::llama_init_from_model(self.ptr.as_ptr(), params)
         };
         let ptr = NonNull::new(ctx).ok_or("llama.cpp could not create a context with these settings")?;
-        Ok(Context { ptr, model: self })
+        Ok(Context { ptr, model: self, hidden: false })
     }
 }
 
@@ -181,6 +187,9 @@ pub struct ContextParams {
 pub struct Context<'m> {
     ptr: NonNull<sys::llama_context>,
     model: &'m Model,
+    /// `set_hidden`'s last value (llama.cpp aborts in debug builds when asked for hidden states
+    /// it did not extract, so `hidden` checks this first).
+    hidden: bool,
 }
 
 // SAFETY: a context has no thread affinity; `&mut self` on every call that uses it keeps it to
@@ -216,6 +225,16 @@ impl Context<'_> {
         unsafe { sys::llama_memory_seq_cp(mem, src, dst, -1, -1) }
     }
 
+    /// Whether the next decodes also return each token's final hidden state (the output norm's
+    /// result, before the vocabulary projection). llama.cpp then computes logits and hidden
+    /// states for every token of the batch, whatever the batch asks for: about a quarter more
+    /// work for a small model, so it is turned on only for the decodes that need it.
+    pub fn set_hidden(&mut self, on: bool) {
+        // SAFETY: a live context; the flag only changes what the next decode extracts.
+        unsafe { sys::llama_set_embeddings(self.ptr.as_ptr(), on) }
+        self.hidden = on;
+    }
+
     /// Runs the batch; llama.cpp's status on failure (1: no room in the KV cache).
     pub fn decode(&mut self, batch: &Batch) -> Result<(), i32> {
         // SAFETY: the batch's arrays hold `n_tokens` valid entries (`Batch::add` keeps that).
@@ -233,6 +252,22 @@ impl Context<'_> {
         unsafe {
             let p = sys::llama_get_logits_ith(self.ptr.as_ptr(), i32::try_from(i).ok()?);
             (!p.is_null()).then(|| std::slice::from_raw_parts(p, n))
+        }
+    }
+}
+
+impl Context<'_> {
+    /// The final hidden state after batch entry `i`, when the decode ran with `set_hidden(true)`.
+    pub fn hidden(&mut self, i: usize) -> Option<&[f32]> {
+        let n = self.model.n_embd();
+        if !self.hidden {
+            return None;
+        }
+        // SAFETY: llama.cpp returns null when the decode extracted no hidden states or `i` is not
+        // an entry of the last batch, else `n_embd` floats that stay valid until the next decode.
+        unsafe {
+            let p = sys::llama_get_embeddings_ith(self.ptr.as_ptr(), i32::try_from(i).ok()?);
+            (!p.is_null() && n > 0).then(|| std::slice::from_raw_parts(p, n))
         }
     }
 }

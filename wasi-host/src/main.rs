@@ -139,6 +139,31 @@ enum Command {
         #[arg(long, default_value_t = 2048)]
         context_tokens: u32,
     },
+    /// The classifier's features for training a head: for each JSONL row (`id`, `text`), the
+    /// model's hidden state where the guest's prompt asks for the answer, and the label
+    /// likelihoods, as JSONL (offline; see models/router/tier3_cv.py).
+    #[cfg(feature = "classifier")]
+    Features {
+        #[arg(long)]
+        guest: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = classifier::AUTO_TEMPLATE)]
+        template: String,
+        /// The labels as the edge sends them: a JSON array of {"name", "description"}.
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = classifier::DEFAULT_MAX_TEXT_CHARS)]
+        max_text_chars: usize,
+        #[arg(long)]
+        threads: Option<i32>,
+        #[arg(long, default_value_t = 0)]
+        gpu_layers: u32,
+    },
     /// Rewrite a GGUF model's weights as Q8_0 or Q4_0 (faster on CPUs than the registry's Q4_1).
     #[cfg(feature = "classifier")]
     Quantize {
@@ -256,7 +281,7 @@ fn main() -> Result<()> {
             if !(hint_weight.is_finite() && hint_weight >= 0.0) {
                 bail!("--hint-weight: a number >= 0, got {hint_weight}");
             }
-            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), top_k, calibrate, hint_weight };
+            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), top_k, calibrate, hint_weight, features: false };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(classifier::run(classifier::ClassifyOptions {
                 listen,
@@ -271,6 +296,17 @@ fn main() -> Result<()> {
                 timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
                 max_body,
             }))
+        }
+        #[cfg(feature = "classifier")]
+        Command::Features { guest, model, template, labels, input, output, max_text_chars, threads, gpu_layers } => {
+            let mut model_options = nn::ModelOptions { gpu_layers, ..Default::default() };
+            if let Some(t) = threads {
+                model_options.threads = t.max(1);
+            }
+            let text = std::fs::read_to_string(&labels).with_context(|| format!("reading {}", labels.display()))?;
+            let labels: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: a JSON array of labels", labels.display()))?;
+            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), ..Default::default() };
+            classifier::features(classifier::FeaturesOptions { guest, model, model_options, settings, labels, input, output })
         }
         #[cfg(feature = "classifier")]
         Command::Quantize { input, output, to } => {

@@ -1,6 +1,7 @@
 //! A wasi-nn backend for GGUF models (graph encoding `ggml`) over llama.cpp, which wasmtime-wasi-nn
 //! does not ship. It does one thing: score label continuations after a prompt, the operation the
-//! classifier guest needs (see `wasi-host/guest/src/main.rs` for the tensor protocol).
+//! classifier guest needs, and on request return the model's final hidden state where the answer
+//! starts, for a trained head (see `wasi-host/guest/src/main.rs` for the tensor protocol).
 //!
 //! Scoring costs one `decode` call: the prompt's new tokens go in once for every label's sequence
 //! (a token may belong to several sequences), each label's tokens follow in its own sequence, and
@@ -132,13 +133,39 @@ impl GgufGraph {
         Ok(self.0.model.tokenize(text.as_bytes(), false, false).map_err(access)?.len())
     }
 
-    /// Scores `labels` after `prompt` directly, without wasi-nn (benchmarks compare the two).
-    pub fn score(&self, prompt: &[u8], labels: &[u8]) -> Result<(Vec<f32>, [f32; 3]), BackendError> {
+    /// Scores `labels` after `prompt` directly, without wasi-nn (benchmarks compare the two);
+    /// `hidden` also returns the hidden state the answer starts from.
+    pub fn score(&self, prompt: &[u8], labels: &[u8], hidden: bool) -> Result<Outputs, BackendError> {
         let mut slot = self.0.take()?;
-        let result = self.0.score(&mut slot, prompt, labels);
+        let result = self.0.score(&mut slot, prompt, labels, hidden);
         self.0.finish(slot, result.is_ok());
         result
     }
+
+    /// What identifies the model to a head trained on its hidden states (output 3).
+    pub fn info(&self) -> ModelInfo {
+        let m = self.0.model;
+        ModelInfo { n_params: m.n_params(), n_embd: m.n_embd(), n_vocab: m.n_vocab() }
+    }
+}
+
+/// The model's shape, as output 3 gives it to the guest (JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ModelInfo {
+    pub n_params: u64,
+    pub n_embd: usize,
+    pub n_vocab: usize,
+}
+
+/// One scoring call's results.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// Per label, the sum of its tokens' log-probabilities.
+    pub scores: Vec<f32>,
+    /// Prompt tokens, of which reused from the previous request, compute milliseconds.
+    pub stats: [f32; 3],
+    /// The final hidden state at the prompt's last token (where the answer starts), when asked.
+    pub hidden: Option<Vec<f32>>,
 }
 
 impl GraphInner {
@@ -176,7 +203,7 @@ impl GraphInner {
         self.put(slot);
     }
 
-    fn score(&self, slot: &mut Slot, prompt: &[u8], labels: &[u8]) -> Result<(Vec<f32>, [f32; 3]), BackendError> {
+    fn score(&self, slot: &mut Slot, prompt: &[u8], labels: &[u8], want_hidden: bool) -> Result<Outputs, BackendError> {
         let started = Instant::now();
         let model = self.model;
         let tokens = model.tokenize(prompt, true, true).map_err(access)?;
@@ -238,7 +265,18 @@ impl GraphInner {
             }
             predictors.push(p);
         }
+        ctx.set_hidden(want_hidden);
         ctx.decode(&batch).map_err(|e| access(format!("decode: llama.cpp returned {e}")))?;
+        let hidden = if want_hidden {
+            let h = ctx.hidden(last_prompt).ok_or_else(|| access("llama.cpp returned no hidden state"))?.to_vec();
+            if h.iter().any(|v| !v.is_finite()) {
+                return Err(access("the hidden state is not finite"));
+            }
+            Some(h)
+        } else {
+            None
+        };
+        ctx.set_hidden(false);
 
         let mut scores = Vec::with_capacity(n_labels);
         for (lt, p) in label_tokens.iter().zip(&predictors) {
@@ -254,7 +292,7 @@ impl GraphInner {
         }
         slot.cached = tokens.clone();
         let stats = [tokens.len() as f32, common as f32, started.elapsed().as_secs_f32() * 1000.0];
-        Ok((scores, stats))
+        Ok(Outputs { scores, stats, hidden })
     }
 }
 
@@ -268,7 +306,7 @@ fn log_prob(logits: &[f32], token: Token) -> f32 {
 
 impl BackendGraph for GgufGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
-        let exec = GgufExecution { graph: self.0.clone(), prompt: None, labels: None, outputs: None };
+        let exec = GgufExecution { graph: self.0.clone(), prompt: None, labels: None, hidden: false, outputs: None };
         Ok(ExecutionContext::from(Box::new(exec) as Box<dyn BackendExecutionContext>))
     }
 }
@@ -277,7 +315,9 @@ struct GgufExecution {
     graph: Arc<GraphInner>,
     prompt: Option<Vec<u8>>,
     labels: Option<Vec<u8>>,
-    outputs: Option<(Vec<f32>, [f32; 3])>,
+    /// Input 2: whether output 2 (the hidden state) is wanted.
+    hidden: bool,
+    outputs: Option<Outputs>,
 }
 
 fn f32_tensor(values: &[f32]) -> Tensor {
@@ -293,17 +333,23 @@ impl BackendExecutionContext for GgufExecution {
         match id.index() {
             Some(0) => self.prompt = Some(tensor.data.clone()),
             Some(1) => self.labels = Some(tensor.data.clone()),
-            _ => return Err(access(format!("no input {id:?}: 0 is the prompt, 1 the labels"))),
+            Some(2) => self.hidden = tensor.data.iter().any(|&b| b != 0),
+            _ => return Err(access(format!("no input {id:?}: 0 is the prompt, 1 the labels, 2 asks for the hidden state"))),
         }
         Ok(())
     }
 
     fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
-        let (scores, stats) = self.outputs.as_ref().ok_or_else(|| access("compute has not run"))?;
+        let out = self.outputs.as_ref().ok_or_else(|| access("compute has not run"))?;
         match id.index() {
-            Some(0) => Ok(f32_tensor(scores)),
-            Some(1) => Ok(f32_tensor(stats)),
-            _ => Err(access(format!("no output {id:?}: 0 is the label scores, 1 the stats"))),
+            Some(0) => Ok(f32_tensor(&out.scores)),
+            Some(1) => Ok(f32_tensor(&out.stats)),
+            Some(2) => out.hidden.as_deref().map(f32_tensor).ok_or_else(|| access("output 2 (the hidden state) needs input 2 set to 1")),
+            Some(3) => {
+                let info = serde_json::to_vec(&GgufGraph(self.graph.clone()).info()).map_err(access)?;
+                Ok(Tensor::new(vec![info.len() as u32], TensorType::U8, info))
+            }
+            _ => Err(access(format!("no output {id:?}: 0 is the label scores, 1 the stats, 2 the hidden state, 3 the model's shape"))),
         }
     }
 
@@ -314,7 +360,7 @@ impl BackendExecutionContext for GgufExecution {
         let prompt = self.prompt.as_deref().ok_or_else(|| access("input 0 (prompt) is not set"))?;
         let labels = self.labels.as_deref().ok_or_else(|| access("input 1 (labels) is not set"))?;
         let mut slot = self.graph.take()?;
-        let result = self.graph.score(&mut slot, prompt, labels);
+        let result = self.graph.score(&mut slot, prompt, labels, self.hidden);
         self.graph.finish(slot, result.is_ok());
         self.outputs = Some(result?);
         Ok(None)

@@ -57,11 +57,14 @@ pub struct Settings {
     /// tier-2 score added (labels missing from the hint get the lowest hint score). 0 ignores the
     /// hint; the host's default comes from the dev-set measurement in bench/RESULTS.md.
     pub hint_weight: f32,
+    /// Return the model's hidden state where the answer starts (`Decision::hidden`), to train a
+    /// head on (`wasi-host features`; the classify service never sets it).
+    pub features: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 400, top_k: 0, calibrate: false, hint_weight: 0.0 }
+        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 400, top_k: 0, calibrate: false, hint_weight: 0.0, features: false }
     }
 }
 
@@ -129,6 +132,9 @@ pub struct Decision {
     pub prompt_tokens: u32,
     pub reused_tokens: u32,
     pub compute_ms: f32,
+    /// With `settings.features`: the model's final hidden state at the prompt's last token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -143,10 +149,22 @@ pub struct Scores {
     pub prompt_tokens: u32,
     pub reused_tokens: u32,
     pub compute_ms: f32,
+    /// When asked for: the final hidden state at the prompt's last token, and the model's shape.
+    pub hidden: Option<(Vec<f32>, ModelInfo)>,
+}
+
+/// The model's shape, as the host's backend reports it: what a head over its hidden states must
+/// have been trained on.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub n_params: u64,
+    pub n_embd: usize,
+    pub n_vocab: usize,
 }
 
 pub trait Scorer {
-    fn score(&mut self, graph: &str, prompt: &str, continuations: &[String]) -> Result<Scores, Error>;
+    /// Log-likelihoods of `continuations` after `prompt`; with `hidden`, also the hidden state.
+    fn score(&mut self, graph: &str, prompt: &str, continuations: &[String], hidden: bool) -> Result<Scores, Error>;
 }
 
 #[derive(Debug, PartialEq)]
@@ -303,14 +321,19 @@ pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
         Ok(())
     };
     let prior = if req.settings.calibrate {
-        let s = scorer.score(&req.settings.graph, &self::prompt(req.settings.template, &labels, "N/A"), &continuations)?;
+        let s = scorer.score(&req.settings.graph, &self::prompt(req.settings.template, &labels, "N/A"), &continuations, false)?;
         check(&s)?;
         Some(s)
     } else {
         None
     };
-    let mut scores = scorer.score(&req.settings.graph, &prompt, &continuations)?;
+    let mut scores = scorer.score(&req.settings.graph, &prompt, &continuations, req.settings.features)?;
     check(&scores)?;
+    let hidden = match (req.settings.features, scores.hidden.take()) {
+        (false, _) => None,
+        (true, Some((h, _))) => Some(h),
+        (true, None) => return Err(Error::Engine("the model returned no hidden state".into())),
+    };
     if let Some(prior) = prior {
         for (s, p) in scores.log_probs.iter_mut().zip(&prior.log_probs) {
             *s -= p;
@@ -333,6 +356,7 @@ pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
         prompt_tokens: scores.prompt_tokens,
         reused_tokens: scores.reused_tokens,
         compute_ms: scores.compute_ms,
+        hidden,
     })
 }
 
@@ -348,12 +372,12 @@ mod tests {
     }
 
     impl Scorer for Fake {
-        fn score(&mut self, _: &str, prompt: &str, continuations: &[String]) -> Result<Scores, Error> {
+        fn score(&mut self, _: &str, prompt: &str, continuations: &[String], _: bool) -> Result<Scores, Error> {
             self.prompts.push(prompt.to_owned());
             self.continuations.push(continuations.to_vec());
             let request = prompt.split("Request:").nth(1).unwrap_or("");
             let log_probs = continuations.iter().map(|c| request.matches(c.trim()).count() as f32).collect();
-            Ok(Scores { log_probs, prompt_tokens: 10, reused_tokens: 4, compute_ms: 1.0 })
+            Ok(Scores { log_probs, prompt_tokens: 10, reused_tokens: 4, compute_ms: 1.0, hidden: None })
         }
     }
 
@@ -380,10 +404,10 @@ mod tests {
         assert!(f.prompts[0].contains("Request:\nN/A<|im_end|>"));
         struct Biased;
         impl Scorer for Biased {
-            fn score(&mut self, _: &str, prompt: &str, _: &[String]) -> Result<Scores, Error> {
+            fn score(&mut self, _: &str, prompt: &str, _: &[String], _: bool) -> Result<Scores, Error> {
                 // Always prefers "code" by 3 nats; the text adds 1 nat to "math".
                 let math = if prompt.contains("N/A") { 0.0 } else { 1.0 };
-                Ok(Scores { log_probs: vec![3.0, math, 0.0], prompt_tokens: 1, reused_tokens: 0, compute_ms: 1.0 })
+                Ok(Scores { log_probs: vec![3.0, math, 0.0], prompt_tokens: 1, reused_tokens: 0, compute_ms: 1.0, hidden: None })
             }
         }
         assert_eq!(run(&request("x", r#", "settings": {"calibrate": true}"#), &mut Biased).unwrap().label, "math");
@@ -493,8 +517,8 @@ mod tests {
     fn engine_answers_of_the_wrong_shape_are_errors() {
         struct Short;
         impl Scorer for Short {
-            fn score(&mut self, _: &str, _: &str, _: &[String]) -> Result<Scores, Error> {
-                Ok(Scores { log_probs: vec![0.0], prompt_tokens: 0, reused_tokens: 0, compute_ms: 0.0 })
+            fn score(&mut self, _: &str, _: &str, _: &[String], _: bool) -> Result<Scores, Error> {
+                Ok(Scores { log_probs: vec![0.0], prompt_tokens: 0, reused_tokens: 0, compute_ms: 0.0, hidden: None })
             }
         }
         assert!(matches!(run(&request("x", ""), &mut Short), Err(Error::Engine(_))));

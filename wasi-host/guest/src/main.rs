@@ -11,8 +11,13 @@
 //! Graph protocol (wasi-host's llama.cpp backend):
 //! - input 0, U8 `[n]`: the prompt, UTF-8, with the model's chat-template tokens;
 //! - input 1, U8 `[m]`: the label continuations, UTF-8, one per line;
+//! - input 2, U8 `[1]` (optional): 1 asks for output 2 (it costs the model's vocabulary
+//!   projection on every token of the request, about a quarter more work);
 //! - output 0, F32 `[labels]`: sum of the log-probabilities of each continuation's tokens;
-//! - output 1, F32 `[3]`: prompt tokens, of which reused from the previous request, compute ms.
+//! - output 1, F32 `[3]`: prompt tokens, of which reused from the previous request, compute ms;
+//! - output 2, F32 `[n_embd]`: the final hidden state (after the output norm) at the prompt's
+//!   last token, where the answer starts;
+//! - output 3, U8 `[k]`: the model's shape as JSON (`{"n_params", "n_embd", "n_vocab"}`).
 
 use classifier_guest as classify;
 
@@ -36,13 +41,16 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 mod nn {
-    use crate::classify::{Error, Scorer, Scores};
+    use crate::classify::{Error, ModelInfo, Scorer, Scores};
     use wasi_nn::{ExecutionTarget, GraphBuilder, GraphEncoding, TensorType};
+
+    /// The widest hidden state read (70B-class models have 8,192).
+    const MAX_EMBD: usize = 16_384;
 
     pub struct Engine;
 
     impl Scorer for Engine {
-        fn score(&mut self, graph: &str, prompt: &str, continuations: &[String]) -> Result<Scores, Error> {
+        fn score(&mut self, graph: &str, prompt: &str, continuations: &[String], hidden: bool) -> Result<Scores, Error> {
             let nn = |what: &str, e: wasi_nn::Error| Error::Engine(format!("{what}: {e}"));
             // The encoding is the host's business: a preloaded graph is found by name.
             let graph = GraphBuilder::new(GraphEncoding::Autodetec, ExecutionTarget::AUTO)
@@ -52,6 +60,9 @@ mod nn {
             let labels = continuations.join("\n");
             ctx.set_input(0, TensorType::U8, &[prompt.len()], prompt.as_bytes()).map_err(|e| nn("prompt", e))?;
             ctx.set_input(1, TensorType::U8, &[labels.len()], labels.as_bytes()).map_err(|e| nn("labels", e))?;
+            if hidden {
+                ctx.set_input(2, TensorType::U8, &[1], &[1u8]).map_err(|e| nn("asking for the hidden state", e))?;
+            }
             ctx.compute().map_err(|e| nn("compute", e))?;
             let mut log_probs = vec![0f32; continuations.len()];
             let n = ctx.get_output(0, &mut log_probs).map_err(|e| nn("scores", e))?;
@@ -60,7 +71,24 @@ mod nn {
             }
             let mut stats = [0f32; 3];
             ctx.get_output(1, &mut stats).map_err(|e| nn("stats", e))?;
-            Ok(Scores { log_probs, prompt_tokens: stats[0] as u32, reused_tokens: stats[1] as u32, compute_ms: stats[2] })
+            let hidden = if hidden {
+                let mut info = vec![0u8; 256];
+                let n = ctx.get_output(3, &mut info).map_err(|e| nn("model shape", e))?;
+                let info: ModelInfo = serde_json::from_slice(&info[..n.min(info.len())])
+                    .map_err(|e| Error::Engine(format!("the graph's model shape: {e}")))?;
+                if info.n_embd == 0 || info.n_embd > MAX_EMBD {
+                    return Err(Error::Engine(format!("a hidden state of {} values", info.n_embd)));
+                }
+                let mut h = vec![0f32; info.n_embd];
+                let n = ctx.get_output(2, &mut h).map_err(|e| nn("hidden state", e))?;
+                if n != h.len() * 4 {
+                    return Err(Error::Engine(format!("the graph returned {n} bytes of hidden state for {} values", h.len())));
+                }
+                Some((h, info))
+            } else {
+                None
+            };
+            Ok(Scores { log_probs, prompt_tokens: stats[0] as u32, reused_tokens: stats[1] as u32, compute_ms: stats[2], hidden })
         }
     }
 }
@@ -73,7 +101,7 @@ mod nn {
     pub struct Engine;
 
     impl Scorer for Engine {
-        fn score(&mut self, _: &str, _: &str, _: &[String]) -> Result<Scores, Error> {
+        fn score(&mut self, _: &str, _: &str, _: &[String], _: bool) -> Result<Scores, Error> {
             Err(Error::Engine("wasi-nn is only available in the wasm32-wasip1 build".into()))
         }
     }
