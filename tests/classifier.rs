@@ -154,3 +154,82 @@ async fn a_full_queue_gets_429_and_a_slow_request_504() -> Result<()> {
     ensure!(health["status"] == "ok", "{health}");
     Ok(())
 }
+
+/// The labels of the bundled config as the edge sends them: the prompt the guest's bundled head
+/// was trained on (`edge/src/gateway/escalate.rs` pins that the two agree).
+fn bundled_labels() -> Value {
+    let head: Value = serde_json::from_str(include_str!("../models/router/tier3-head.json")).unwrap_or_default();
+    head["labels"].clone()
+}
+
+async fn ask(client: &reqwest::Client, base: &str, labels: &Value, text: &str) -> Result<Value> {
+    let body = json!({"text": text, "labels": labels});
+    let (h, b, _) = signed(SECRET, &body, now(), fresh_nonce())?;
+    let (s, _, resp) = post(client, base, &h, b).await?;
+    ensure!(s == 200, "{s} {}", String::from_utf8_lossy(&resp));
+    Ok(serde_json::from_slice(&resp)?)
+}
+
+#[tokio::test]
+async fn the_trained_head_decides_for_the_labels_it_was_trained_on_and_likelihood_for_others() -> Result<()> {
+    let host = ClassifierHost::start(&["--timeout-ms", "60000"]).await?;
+    let client = reqwest::Client::new();
+    let bundled = bundled_labels();
+    ensure!(bundled.as_array().is_some_and(|a| a.len() == 9), "{bundled}");
+    let v = ask(&client, &host.base, &bundled, "Fix this Rust borrow checker error in my function").await?;
+    ensure!(v["method"] == "head" && v["label"] == "code", "{v}");
+    let probs = v["probabilities"].as_array().cloned().unwrap_or_default();
+    let sum: f64 = probs.iter().filter_map(|p| p["probability"].as_f64()).sum();
+    ensure!(probs.len() == 9 && (sum - 1.0).abs() < 1e-3, "{v}");
+    // Other labels (or the same names with other descriptions) are another prompt: likelihood.
+    let v = ask(&client, &host.base, &labels(), "Fix this Rust borrow checker error in my function").await?;
+    ensure!(v["method"] == "likelihood", "{v}");
+    let mut edited = bundled.clone();
+    edited[0]["description"] = json!("Programs");
+    ensure!(ask(&client, &host.base, &edited, "Translate good morning into German").await?["method"] == "likelihood");
+    // --no-head: likelihood even for the bundled labels.
+    let plain = ClassifierHost::start(&["--timeout-ms", "60000", "--no-head"]).await?;
+    ensure!(ask(&client, &plain.base, &bundled, "Fix this Rust borrow checker error in my function").await?["method"] == "likelihood");
+    Ok(())
+}
+
+#[test]
+fn features_writes_each_rows_hidden_state_and_label_likelihoods() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("wasi-host-features-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (labels_path, input, output) = (dir.join("labels.json"), dir.join("rows.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&labels_path, serde_json::to_vec(&labels())?)?;
+    let run = |rows: &str| -> Result<std::process::Output> {
+        std::fs::write(&input, rows)?;
+        let env = |n: &str| std::env::var(n).map_err(|_| anyhow::anyhow!("{n} is not set: run ./scripts/test"));
+        Ok(std::process::Command::new(env("WASI_HOST_BIN")?)
+            .args(["features", "--threads", "2", "--guest", &env("GATEWAY_CLASSIFIER_GUEST")?, "--model", &env("GATEWAY_CLASSIFIER_MODEL")?])
+            .arg("--labels")
+            .arg(&labels_path)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .output()?)
+    };
+    let out = run("{\"id\": \"a\", \"text\": \"Write a Python function that reverses a list\"}\n\n{\"id\": \"b\", \"prompt\": \"Bonjour, comment allez-vous ?\"}\n")?;
+    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> = std::fs::read_to_string(&output)?.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    ensure!(rows.len() == 2 && rows[0]["id"] == "a" && rows[1]["id"] == "b", "{rows:?}");
+    for r in &rows {
+        let n = r["model"]["n_embd"].as_u64().unwrap_or(0) as usize;
+        let hidden: Vec<f64> = r["hidden"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+        ensure!(n > 0 && hidden.len() == n && hidden.iter().any(|v| *v != 0.0), "{r}");
+        let sum: f64 = r["probabilities"].as_object().map(|o| o.values().filter_map(Value::as_f64).sum()).unwrap_or(0.0);
+        ensure!((sum - 1.0).abs() < 1e-3 && r["probabilities"].as_object().is_some_and(|o| o.len() == 3), "{r}");
+    }
+    // The two texts are different requests: their hidden states differ.
+    ensure!(rows[0]["hidden"] != rows[1]["hidden"]);
+    // A row without text fails the run, names its line, and leaves no output behind.
+    std::fs::remove_file(&output)?;
+    let out = run("{\"id\": \"a\", \"text\": \"hi\"}\n{\"id\": \"b\"}\n")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && err.contains("line 2") && !output.exists(), "{err}");
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -72,6 +72,8 @@ pub struct GuestSettings {
     pub hint_weight: f32,
     /// The guest returns the model's hidden state (`wasi-host features` only; never the service).
     pub features: bool,
+    /// The guest decides with its bundled head when the head fits the model and labels.
+    pub head: bool,
 }
 
 impl Default for GuestSettings {
@@ -83,6 +85,7 @@ impl Default for GuestSettings {
             calibrate: false,
             hint_weight: DEFAULT_HINT_WEIGHT,
             features: false,
+            head: true,
         }
     }
 }
@@ -331,17 +334,28 @@ pub struct FeaturesOptions {
 }
 
 pub fn features(opts: FeaturesOptions) -> Result<()> {
-    use std::io::{BufRead as _, Write as _};
-    let mut settings = GuestSettings { features: true, hint_weight: 0.0, ..opts.settings };
-    let graph = GgufGraph::load(&opts.model, opts.model_options).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
+    use std::io::BufRead as _;
+    let mut settings = GuestSettings { features: true, hint_weight: 0.0, ..opts.settings.clone() };
+    let graph = GgufGraph::load(&opts.model, opts.model_options.clone()).map_err(|e| anyhow::anyhow!("{e}: {:?}", std::error::Error::source(&e)))?;
     eprintln!("wasi-host: features of {}", graph.description());
     let info = graph.info();
     settings.template = resolve_template(&settings.template, graph.chat_template().as_deref())?;
     let guest = Guest::new(&opts.guest, graph, settings.to_json(GRAPH), Duration::from_secs(600))?;
     let input = std::fs::File::open(&opts.input).with_context(|| format!("reading {}", opts.input.display()))?;
     let rows: Vec<String> = std::io::BufReader::new(input).lines().collect::<std::io::Result<_>>()?;
+    // Written beside the output and renamed at the end: a failed run leaves nothing behind.
     let partial = opts.output.with_extension("partial");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).with_context(|| format!("writing {}", partial.display()))?);
+    let result = write_features(&guest, &opts, &rows, &partial, info);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result?;
+    std::fs::rename(&partial, &opts.output).with_context(|| format!("renaming {} to {}", partial.display(), opts.output.display()))
+}
+
+fn write_features(guest: &Guest, opts: &FeaturesOptions, rows: &[String], partial: &std::path::Path, info: crate::nn::ModelInfo) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(partial).with_context(|| format!("writing {}", partial.display()))?);
     let started = Instant::now();
     for (i, line) in rows.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let row: Value = serde_json::from_str(line).with_context(|| format!("{} line {}", opts.input.display(), i + 1))?;
@@ -365,7 +379,7 @@ pub fn features(opts: FeaturesOptions) -> Result<()> {
         }
     }
     out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?.sync_all()?;
-    std::fs::rename(&partial, &opts.output).with_context(|| format!("renaming {} to {}", partial.display(), opts.output.display()))
+    Ok(())
 }
 
 pub async fn run(opts: ClassifyOptions) -> Result<()> {

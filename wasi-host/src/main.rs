@@ -129,6 +129,10 @@ enum Command {
         /// this times its cosine score added (0: the model alone).
         #[arg(long, default_value_t = classifier::DEFAULT_HINT_WEIGHT)]
         hint_weight: f32,
+        /// Score by label likelihood even where the guest's trained head fits the model and the
+        /// edge's labels (the head, when it fits, blends the hint with its own trained weight).
+        #[arg(long)]
+        no_head: bool,
         /// CPU threads per classification (default: all cores).
         #[arg(long)]
         threads: Option<i32>,
@@ -265,6 +269,7 @@ fn main() -> Result<()> {
             top_k,
             calibrate,
             hint_weight,
+            no_head,
             threads,
             gpu_layers,
             context_tokens,
@@ -281,7 +286,7 @@ fn main() -> Result<()> {
             if !(hint_weight.is_finite() && hint_weight >= 0.0) {
                 bail!("--hint-weight: a number >= 0, got {hint_weight}");
             }
-            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), top_k, calibrate, hint_weight, features: false };
+            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), top_k, calibrate, hint_weight, features: false, head: !no_head };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(classifier::run(classifier::ClassifyOptions {
                 listen,

@@ -122,6 +122,18 @@ mod tests {
         assert_eq!(signed_path("https://h.example/tier3/"), "/tier3/v1/classify");
     }
 
+    /// The guest's head (wasi-host/guest/src/head.rs) decides only for the prompt it was trained
+    /// on; the labels the bundled config sends must be those, or tier 3 falls back to likelihood.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_bundled_tier3_head_was_trained_on_the_labels_the_bundled_config_sends() {
+        let config = crate::config::Config::from_yaml(include_str!("../../gateway.yaml")).unwrap();
+        let cfg = config.router.classifier.as_ref().unwrap();
+        let body: Value = serde_json::from_slice(&request_body(cfg, "key", "text", &[])).unwrap();
+        let head: Value = serde_json::from_str(include_str!("../../../models/router/tier3-head.json")).unwrap();
+        assert_eq!(body["labels"], head["labels"], "retrain the head (models/router/tier3_cv.py head) after changing capabilities or descriptions");
+    }
+
     #[test]
     fn text_is_cut_on_a_character_boundary() {
         assert_eq!(cut("ééé", 3), "é");

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod head;
+pub use head::Head;
+
 /// The most labels one request may offer, and the longest label name and description.
 const MAX_LABELS: usize = 32;
 const MAX_LABEL_CHARS: usize = 128;
@@ -60,11 +63,14 @@ pub struct Settings {
     /// Return the model's hidden state where the answer starts (`Decision::hidden`), to train a
     /// head on (`wasi-host features`; the classify service never sets it).
     pub features: bool,
+    /// Decide with the bundled head over the model's hidden state when it fits this model,
+    /// template and label set (`head.rs`); otherwise, or when false, by label likelihood.
+    pub head: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 400, top_k: 0, calibrate: false, hint_weight: 0.0, features: false }
+        Self { graph: "classifier".into(), template: Template::Chatml, max_text_chars: 400, top_k: 0, calibrate: false, hint_weight: 0.0, features: false, head: true }
     }
 }
 
@@ -107,6 +113,10 @@ impl Template {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
     }
 
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, t)| *t == self).map_or("plain", |(n, _)| n)
+    }
+
     /// A system turn, a user turn, and the answer started with `answer_prefix`.
     pub fn render(self, system: &str, user: &str, answer_prefix: &str) -> String {
         match self {
@@ -132,6 +142,9 @@ pub struct Decision {
     pub prompt_tokens: u32,
     pub reused_tokens: u32,
     pub compute_ms: f32,
+    /// What decided: "head" (the trained head over the model's hidden state) or "likelihood"
+    /// (the label names' log-likelihood).
+    pub method: &'static str,
     /// With `settings.features`: the model's final hidden state at the prompt's last token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<f32>>,
@@ -291,9 +304,8 @@ fn candidates(req: &Request) -> Vec<&Label> {
     out
 }
 
-/// Adds `hint_weight` x tier-2 score to each label's log-likelihood (see `Settings`).
-fn add_hint(req: &Request, labels: &[&Label], log_probs: &mut [f32]) {
-    let weight = req.settings.hint_weight;
+/// Adds `weight` x tier-2 score to each label's log-probability (see `Settings::hint_weight`).
+fn add_hint(req: &Request, labels: &[&Label], log_probs: &mut [f32], weight: f32) {
     if weight == 0.0 {
         return;
     }
@@ -309,7 +321,14 @@ fn add_hint(req: &Request, labels: &[&Label], log_probs: &mut [f32]) {
 }
 
 pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
+    let head = if req.settings.head && !req.settings.features { Head::parse(head::BUNDLED).ok() } else { None };
+    run_with(req, scorer, head.as_ref())
+}
+
+/// `run` with the head given (tests pass their own).
+pub fn run_with(req: &Request, scorer: &mut dyn Scorer, head: Option<&Head>) -> Result<Decision, Error> {
     let labels = candidates(req);
+    let head = head.filter(|h| h.fits(req.settings.template, &labels));
     let text = sanitize(&req.text, req.settings.max_text_chars);
     let prompt = prompt(req.settings.template, &labels, &text);
     // A leading space: the answer follows "Category:".
@@ -320,27 +339,38 @@ pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
         }
         Ok(())
     };
-    let prior = if req.settings.calibrate {
+    let prior = if req.settings.calibrate && head.is_none() {
         let s = scorer.score(&req.settings.graph, &self::prompt(req.settings.template, &labels, "N/A"), &continuations, false)?;
         check(&s)?;
         Some(s)
     } else {
         None
     };
-    let mut scores = scorer.score(&req.settings.graph, &prompt, &continuations, req.settings.features)?;
+    let mut scores = scorer.score(&req.settings.graph, &prompt, &continuations, req.settings.features || head.is_some())?;
     check(&scores)?;
-    let hidden = match (req.settings.features, scores.hidden.take()) {
-        (false, _) => None,
-        (true, Some((h, _))) => Some(h),
-        (true, None) => return Err(Error::Engine("the model returned no hidden state".into())),
+    let returned = scores.hidden.take();
+    if req.settings.features && returned.is_none() {
+        return Err(Error::Engine("the model returned no hidden state".into()));
+    }
+    // The head decides when its model is the one that ran (a head for another model of the same
+    // template and labels would read a hidden state it was not trained on).
+    let from_head = head.zip(returned.as_ref()).and_then(|(h, (hidden, model))| Some((h.log_probs(hidden, model)?, h.hint_weight)));
+    let method = if from_head.is_some() { "head" } else { "likelihood" };
+    let hint_weight = match from_head {
+        Some((log_probs, weight)) => {
+            scores.log_probs = log_probs;
+            weight
+        }
+        None => req.settings.hint_weight,
     };
+    let hidden = returned.filter(|_| req.settings.features).map(|(h, _)| h);
     if let Some(prior) = prior {
         for (s, p) in scores.log_probs.iter_mut().zip(&prior.log_probs) {
             *s -= p;
         }
         scores.compute_ms += prior.compute_ms;
     }
-    add_hint(req, &labels, &mut scores.log_probs);
+    add_hint(req, &labels, &mut scores.log_probs, hint_weight);
     let max = scores.log_probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f32> = scores.log_probs.iter().map(|p| (p - max).exp()).collect();
     let total: f32 = exp.iter().sum();
@@ -356,6 +386,7 @@ pub fn run(req: &Request, scorer: &mut dyn Scorer) -> Result<Decision, Error> {
         prompt_tokens: scores.prompt_tokens,
         reused_tokens: scores.reused_tokens,
         compute_ms: scores.compute_ms,
+        method,
         hidden,
     })
 }
@@ -494,6 +525,75 @@ mod tests {
         // Without a hint the weight changes nothing.
         let d = run(&request("math", r#", "settings": {"hint_weight": 10}"#), &mut fake()).unwrap();
         assert_eq!(d.label, "math");
+    }
+
+    /// A fake whose hidden state is (1, 0) and whose likelihood prefers "math" (the text says so).
+    struct WithHidden(ModelInfo);
+
+    impl Scorer for WithHidden {
+        fn score(&mut self, _: &str, _: &str, continuations: &[String], hidden: bool) -> Result<Scores, Error> {
+            let log_probs = continuations.iter().map(|c| if c.trim() == "math" { 0.0 } else { -3.0 }).collect();
+            let hidden = hidden.then(|| (vec![1.0, 0.0], self.0));
+            Ok(Scores { log_probs, prompt_tokens: 1, reused_tokens: 0, compute_ms: 1.0, hidden })
+        }
+    }
+
+    const MODEL: ModelInfo = ModelInfo { n_params: 7, n_embd: 2, n_vocab: 3 };
+
+    /// A head over a 2-wide hidden state whose first component means "creative_writing".
+    fn toy_head(description_of_code: &str) -> Head {
+        let json = format!(
+            r#"{{"format": 1, "model": {{"n_params": 7, "n_embd": 2, "n_vocab": 3}}, "template": "chatml",
+                "labels": [{{"name": "code", "description": "{description_of_code}"}}, {{"name": "math", "description": ""}}, {{"name": "creative_writing", "description": ""}}],
+                "temperature": 0.5, "hint_weight": 0, "bias": [0, 0, 0], "weights": [[0, 1], [0, 0], [4, 0]]}}"#
+        );
+        Head::parse(&json).unwrap()
+    }
+
+    #[test]
+    fn a_head_that_fits_decides_and_anything_else_falls_back_to_likelihood() {
+        let req = request("math", r#", "settings": {"calibrate": false}"#);
+        let d = run_with(&req, &mut WithHidden(MODEL), Some(&toy_head("programs"))).unwrap();
+        assert_eq!((d.label.as_str(), d.method), ("creative_writing", "head"));
+        // logits (0, 0, 4) / 0.5: softmax of (0, 0, 8).
+        let p = d.probabilities[0].probability;
+        assert!((p - 1.0 / (1.0 + 2.0 * (-8f32).exp())).abs() < 1e-5, "{p}");
+        assert!(d.hidden.is_none());
+        // Another model of the same shape family, other labels, another template: likelihood.
+        let other = ModelInfo { n_params: 8, ..MODEL };
+        assert_eq!(run_with(&req, &mut WithHidden(other), Some(&toy_head("programs"))).unwrap().method, "likelihood");
+        assert_eq!(run_with(&req, &mut WithHidden(MODEL), Some(&toy_head("code"))).unwrap().method, "likelihood");
+        let llama = request("math", r#", "settings": {"calibrate": false, "template": "llama3"}"#);
+        assert_eq!(run_with(&llama, &mut WithHidden(MODEL), Some(&toy_head("programs"))).unwrap().method, "likelihood");
+        let d = run_with(&req, &mut WithHidden(MODEL), None).unwrap();
+        assert_eq!((d.label.as_str(), d.method), ("math", "likelihood"));
+        // Features: the hidden state comes back, and the likelihood decides.
+        let feats = request("math", r#", "settings": {"features": true}"#);
+        let d = run(&feats, &mut WithHidden(MODEL)).unwrap();
+        assert_eq!((d.method, d.hidden.as_deref()), ("likelihood", Some(&[1.0f32, 0.0][..])));
+    }
+
+    #[test]
+    fn the_head_blends_the_hint_with_its_own_weight() {
+        let hint = r#", "hint": [{"label": "math", "score": 0.9}, {"label": "code", "score": 0.05}], "settings": {"hint_weight": 0}"#;
+        let req = request("math", hint);
+        let mut h = toy_head("programs");
+        assert_eq!(run_with(&req, &mut WithHidden(MODEL), Some(&h)).unwrap().label, "creative_writing");
+        // 20 x (0.9 - 0.05) = 17 nats for math against the head's 8 for creative writing.
+        h.hint_weight = 20.0;
+        let d = run_with(&req, &mut WithHidden(MODEL), Some(&h)).unwrap();
+        assert_eq!((d.label.as_str(), d.method), ("math", "head"));
+    }
+
+    #[test]
+    fn heads_of_the_wrong_shape_are_refused_and_the_bundled_one_parses() {
+        let good = r#"{"format": 1, "model": {"n_params": 7, "n_embd": 2, "n_vocab": 3}, "template": "chatml", "labels": [{"name": "a", "description": ""}, {"name": "b", "description": ""}], "temperature": 1, "hint_weight": 0, "bias": [0, 0], "weights": [[0, 1], [1, 0]]}"#;
+        assert!(Head::parse(good).is_ok());
+        for (from, to) in [("[[0, 1], [1, 0]]", "[[0, 1], [1]]"), ("\"temperature\": 1", "\"temperature\": 0"), ("\"format\": 1", "\"format\": 2"), ("[0, 0]", "[0]")] {
+            assert!(Head::parse(&good.replace(from, to)).is_err(), "{to}");
+        }
+        let bundled = Head::parse(head::BUNDLED).unwrap();
+        assert!(bundled.model.n_embd > 0);
     }
 
     #[test]
