@@ -35,7 +35,9 @@ use crate::nn::{GgmlBackend, GgufGraph, InstanceRegistry, ModelOptions, Registry
 /// The graph name the guest asks for.
 pub const GRAPH: &str = "classifier";
 /// `--hint-weight`'s default: how much tier 2's scores count against the model's
-/// log-likelihoods (tuned on the dev set, bench/RESULTS.md).
+/// log-likelihoods when the guest decides by likelihood (its trained head carries its own).
+/// First tuned on the dev set; re-measured on the corpus since (`models/router/tier3_cv.py`):
+/// the folds chose 20 or 30, within half a point of each other (bench/RESULTS.md).
 pub const DEFAULT_HINT_WEIGHT: f32 = 20.0;
 /// `--max-text-chars`'s default.
 pub const DEFAULT_MAX_TEXT_CHARS: usize = 400;

@@ -125,8 +125,9 @@ enum Command {
         /// (measured: worse with SmolLM2-135M, see bench/RESULTS.md; try it with other models).
         #[arg(long)]
         calibrate: bool,
-        /// How much tier 2's scores (the edge's hint) count: each label's log-likelihood gets
-        /// this times its cosine score added (0: the model alone).
+        /// How much tier 2's scores (the edge's hint) count when deciding by likelihood: each
+        /// label's log-likelihood gets this times its tier-2 probability added (0: the model
+        /// alone). The trained head uses its own weight.
         #[arg(long, default_value_t = classifier::DEFAULT_HINT_WEIGHT)]
         hint_weight: f32,
         /// Score by label likelihood even where the guest's trained head fits the model and the
