@@ -81,17 +81,8 @@ enum Command {
     /// Serve the tier-3 classifier (`POST /v1/classify`, signed by the edge).
     #[cfg(feature = "classifier")]
     Classify {
-        /// The classifier guest (wasm32-wasip1), e.g. target/wasm32-wasip1/release/classifier.wasm.
-        #[arg(long)]
-        guest: PathBuf,
-        /// The GGUF model (e.g. models/classifier/SmolLM2-135M-Instruct.Q4_1.gguf).
-        #[arg(long)]
-        model: PathBuf,
-        /// The chat template the prompt is written in: auto (the family of the model's own
-        /// template, read from the GGUF), chatml (SmolLM2, Qwen2.5), llama3 (Llama 3.x), mistral
-        /// (Mistral 7B v0.3, Mixtral), mistral-v7 (Mistral Small 3), gemma, plain (none).
-        #[arg(long, default_value = classifier::AUTO_TEMPLATE)]
-        template: String,
+        #[command(flatten)]
+        run: GuestModel,
         #[arg(long, default_value = "127.0.0.1:8788")]
         listen: SocketAddr,
         /// Environment variable holding the shared secret (at least 32 characters) the edge signs with.
@@ -113,11 +104,6 @@ enum Command {
         /// Largest request body in bytes (413 beyond).
         #[arg(long, default_value_t = 65536)]
         max_body: usize,
-        /// The request text is cut to this many characters (its beginning is kept). 400 (about 100
-        /// tokens) bounds a classification to ~200 ms on 2 cores and lost no accuracy on the dev
-        /// set against 1200 (bench/RESULTS.md).
-        #[arg(long, default_value_t = classifier::DEFAULT_MAX_TEXT_CHARS)]
-        max_text_chars: usize,
         /// Score only the edge's top-K tier-2 candidates (0: all labels).
         #[arg(long, default_value_t = 0)]
         top_k: usize,
@@ -134,12 +120,6 @@ enum Command {
         /// edge's labels (the head, when it fits, blends the hint with its own trained weight).
         #[arg(long)]
         no_head: bool,
-        /// CPU threads per classification (default: all cores).
-        #[arg(long)]
-        threads: Option<i32>,
-        /// Model layers on the GPU (builds with --features cuda).
-        #[arg(long, default_value_t = 0)]
-        gpu_layers: u32,
         /// KV cache size in tokens (prompt plus every label).
         #[arg(long, default_value_t = 2048)]
         context_tokens: u32,
@@ -149,12 +129,8 @@ enum Command {
     /// likelihoods, as JSONL (offline; see models/router/tier3_cv.py).
     #[cfg(feature = "classifier")]
     Features {
-        #[arg(long)]
-        guest: PathBuf,
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long, default_value = classifier::AUTO_TEMPLATE)]
-        template: String,
+        #[command(flatten)]
+        run: GuestModel,
         /// The labels as the edge sends them: a JSON array of {"name", "description"}.
         #[arg(long)]
         labels: PathBuf,
@@ -162,12 +138,6 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
-        #[arg(long, default_value_t = classifier::DEFAULT_MAX_TEXT_CHARS)]
-        max_text_chars: usize,
-        #[arg(long)]
-        threads: Option<i32>,
-        #[arg(long, default_value_t = 0)]
-        gpu_layers: u32,
     },
     /// Rewrite a GGUF model's weights as Q8_0 or Q4_0 (faster on CPUs than the registry's Q4_1).
     #[cfg(feature = "classifier")]
@@ -189,6 +159,54 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+}
+
+/// The guest, the model and how they run: what `classify` and `features` share.
+#[cfg(feature = "classifier")]
+#[derive(clap::Args)]
+struct GuestModel {
+    /// The classifier guest (wasm32-wasip1), e.g. target/wasm32-wasip1/release/classifier.wasm.
+    #[arg(long)]
+    guest: PathBuf,
+    /// The GGUF model (e.g. models/classifier/SmolLM2-135M-Instruct.Q4_1.gguf).
+    #[arg(long)]
+    model: PathBuf,
+    /// The chat template the prompt is written in: auto (the family of the model's own
+    /// template, read from the GGUF), chatml (SmolLM2, Qwen2.5), llama3 (Llama 3.x), mistral
+    /// (Mistral 7B v0.3, Mixtral), mistral-v7 (Mistral Small 3), gemma, plain (none).
+    #[arg(long, default_value = classifier::AUTO_TEMPLATE)]
+    template: String,
+    /// The request text is cut to this many characters (its beginning is kept). 400 (about 100
+    /// tokens) bounds a classification to ~200 ms on 2 cores and lost no accuracy on the dev
+    /// set against 1200 (bench/RESULTS.md).
+    #[arg(long, default_value_t = classifier::DEFAULT_MAX_TEXT_CHARS)]
+    max_text_chars: usize,
+    /// CPU threads per classification (default: all cores).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Model layers on the GPU (builds with --features cuda).
+    #[arg(long, default_value_t = 0)]
+    gpu_layers: u32,
+}
+
+#[cfg(feature = "classifier")]
+impl GuestModel {
+    fn model_options(&self) -> nn::ModelOptions {
+        let mut o = nn::ModelOptions { gpu_layers: self.gpu_layers, ..Default::default() };
+        if let Some(t) = self.threads {
+            o.threads = t.max(1);
+        }
+        o
+    }
+
+    /// The guest's settings for this template and text length (the rest default).
+    fn settings(&self) -> Result<classifier::GuestSettings> {
+        let template = self.template.clone();
+        if template != classifier::AUTO_TEMPLATE && classifier_guest::Template::from_name(&template).is_none() {
+            bail!("--template: auto or a template name (see --help), got {template:?}");
+        }
+        Ok(classifier::GuestSettings { template, max_text_chars: self.max_text_chars.max(1), ..Default::default() })
+    }
 }
 
 fn pairs(items: &[String], what: &str) -> Result<HashMap<String, String>> {
@@ -256,9 +274,7 @@ fn main() -> Result<()> {
         }
         #[cfg(feature = "classifier")]
         Command::Classify {
-            guest,
-            model,
-            template,
+            run,
             listen,
             secret_env,
             concurrency,
@@ -266,33 +282,24 @@ fn main() -> Result<()> {
             caller_share,
             timeout_ms,
             max_body,
-            max_text_chars,
             top_k,
             calibrate,
             hint_weight,
             no_head,
-            threads,
-            gpu_layers,
             context_tokens,
         } => {
             let secret = std::env::var(&secret_env).with_context(|| format!("the shared secret: set {secret_env}"))?;
             let secret = gateway_signing::Secret::new(&secret).map_err(|e| anyhow::anyhow!("{secret_env}: {e}"))?;
-            let mut model_options = nn::ModelOptions { gpu_layers, context_tokens, ..Default::default() };
-            if let Some(t) = threads {
-                model_options.threads = t.max(1);
-            }
-            if template != classifier::AUTO_TEMPLATE && classifier_guest::Template::from_name(&template).is_none() {
-                bail!("--template: auto or a template name (see --help), got {template:?}");
-            }
+            let model_options = nn::ModelOptions { context_tokens, ..run.model_options() };
             if !(hint_weight.is_finite() && hint_weight >= 0.0) {
                 bail!("--hint-weight: a number >= 0, got {hint_weight}");
             }
-            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), top_k, calibrate, hint_weight, features: false, head: !no_head };
+            let settings = classifier::GuestSettings { top_k, calibrate, hint_weight, head: !no_head, ..run.settings()? };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(classifier::run(classifier::ClassifyOptions {
                 listen,
-                guest,
-                model,
+                guest: run.guest,
+                model: run.model,
                 model_options,
                 settings,
                 secret,
@@ -304,15 +311,11 @@ fn main() -> Result<()> {
             }))
         }
         #[cfg(feature = "classifier")]
-        Command::Features { guest, model, template, labels, input, output, max_text_chars, threads, gpu_layers } => {
-            let mut model_options = nn::ModelOptions { gpu_layers, ..Default::default() };
-            if let Some(t) = threads {
-                model_options.threads = t.max(1);
-            }
+        Command::Features { run, labels, input, output } => {
             let text = std::fs::read_to_string(&labels).with_context(|| format!("reading {}", labels.display()))?;
             let labels: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: a JSON array of labels", labels.display()))?;
-            let settings = classifier::GuestSettings { template, max_text_chars: max_text_chars.max(1), ..Default::default() };
-            classifier::features(classifier::FeaturesOptions { guest, model, model_options, settings, labels, input, output })
+            let (settings, model_options) = (run.settings()?, run.model_options());
+            classifier::features(classifier::FeaturesOptions { guest: run.guest, model: run.model, model_options, settings, labels, input, output })
         }
         #[cfg(feature = "classifier")]
         Command::Quantize { input, output, to } => {
