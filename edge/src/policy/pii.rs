@@ -54,7 +54,8 @@ pub fn detect(text: &str, classes: &[PiiClass]) -> Vec<PiiClass> {
 /// every match holds a digit or an `@`, none of which a placeholder brings back, so it ends, but
 /// text built to uncover one match per pass would take a pass per match, each over the whole
 /// text. So after `REDACT_PASSES` passes whatever is still found is not looked for further: every
-/// digit and `@` left is masked as `#` (fails closed: nothing the detector could find is left).
+/// digit and `@` left is masked as `#`, and if even that leaves a match the whole text is replaced
+/// (fails closed: nothing the detector could find is left).
 pub fn redact(text: &str, classes: &[PiiClass]) -> String {
     let mut out = normalize(text).into_owned();
     for _ in 0..REDACT_PASSES {
@@ -66,7 +67,13 @@ pub fn redact(text: &str, classes: &[PiiClass]) -> String {
     if redact_once(&out, classes).is_none() {
         return out;
     }
-    out.chars().map(|c| if c.is_ascii_digit() || c == '@' { '#' } else { c }).collect()
+    // Masked after normalising, so that written-out forms (`name [at] host`) are masked as `@`.
+    let masked: String = normalize(&out).chars().map(|c| if c.is_ascii_digit() || c == '@' { '#' } else { c }).collect();
+    if redact_once(&masked, classes).is_none() {
+        return masked;
+    }
+    // Still something to find: nothing of the text is kept.
+    format!("[REDACTED:pii, {} bytes]", text.len())
 }
 
 /// How many redaction passes `redact` makes before it masks what is left.

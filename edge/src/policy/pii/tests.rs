@@ -148,3 +148,13 @@ fn redaction_that_needs_more_passes_than_its_budget_masks_the_rest() {
     assert!(!redacted.bytes().any(|b| b.is_ascii_digit() || b == b'@'), "past the budget every digit and @ is masked");
     assert!(redacted.contains("[REDACTED:phone]"));
 }
+
+#[test]
+fn redaction_past_its_budget_masks_written_out_addresses_too() {
+    // Found by the `pii` fuzz target (2026-12-04): past the pass budget, masking digits and `@`
+    // left `name [at] host .cl` forms that normalisation turns back into an e-mail address.
+    let text = String::from_utf8_lossy(include_bytes!("redact_masked_at.bin")).into_owned();
+    assert!(!detect(&text, &PiiClass::ALL).is_empty());
+    let redacted = redact(&text, &PiiClass::ALL);
+    assert!(detect(&redacted, &PiiClass::ALL).is_empty(), "{redacted:?}");
+}
