@@ -18,16 +18,13 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use gateway_signing::{NonceCache, Secret, Signed, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::server::conn::http1;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_nn::witx::WasiNnCtx;
 
 use crate::nn::{GgmlBackend, GgufGraph, InstanceRegistry, ModelOptions, Registry};
@@ -410,30 +407,12 @@ pub async fn run(opts: ClassifyOptions) -> Result<()> {
         metrics: Arc::new(Metrics::default()),
         model,
     });
-    let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
-    eprintln!("wasi-host: listening on http://{}", listener.local_addr()?);
-    let shutdown = crate::serve::shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            () = &mut shutdown => break,
-        };
+    let permits = service.permits.clone();
+    crate::listen::serve_until_shutdown(opts.listen, &permits, opts.concurrency.max(1), "classifications", move |req, peer| {
         let service = service.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let service = service.clone();
-                async move { Ok::<_, std::convert::Infallible>(service.handle(req, peer).await) }
-            });
-            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await {
-                eprintln!("wasi-host: connection from {peer}: {e}");
-            }
-        });
-    }
-    eprintln!("wasi-host: shutting down; waiting up to 10 s for classifications in flight");
-    let all = u32::try_from(opts.concurrency.max(1)).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(10), service.permits.acquire_many(all)).await;
-    Ok(())
+        async move { service.handle(req, peer).await }
+    })
+    .await
 }
 
 impl Service {

@@ -15,14 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use hyper::server::conn::http1;
 use sha2::{Digest as _, Sha256};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -197,39 +194,19 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
         idle: Mutex::new(Vec::new()),
         returned: tokio::sync::Notify::new(),
     });
-    let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
-    // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
-    eprintln!("wasi-host: listening on http://{}", listener.local_addr()?);
-
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            () = &mut shutdown => break,
-        };
+    let permits = server.permits.clone();
+    crate::listen::serve_until_shutdown(opts.listen, &permits, opts.max_concurrency, "requests", move |req, _peer| {
         let server = server.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move {
-                    // A failed instance (a trap: the deadline, the memory cap) answers 500 and is
-                    // logged, rather than dropping the connection.
-                    Ok::<_, std::convert::Infallible>(server.handle(req).await.unwrap_or_else(|e| {
-                        eprintln!("wasi-host: request failed: {e:#}");
-                        instance_failed()
-                    }))
-                }
-            });
-            if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
-                eprintln!("wasi-host: connection from {peer}: {e}");
-            }
-        });
-    }
-    eprintln!("wasi-host: shutting down; waiting up to 10 s for requests in flight");
-    let all = u32::try_from(opts.max_concurrency).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(10), server.permits.acquire_many(all)).await;
-    Ok(())
+        async move {
+            // A failed instance (a trap: the deadline, the memory cap) answers 500 and is
+            // logged, rather than dropping the connection.
+            server.handle(req).await.unwrap_or_else(|e| {
+                eprintln!("wasi-host: request failed: {e:#}");
+                instance_failed()
+            })
+        }
+    })
+    .await
 }
 
 /// The OpenAI-shaped 500 for a request whose instance failed.
@@ -240,22 +217,6 @@ fn instance_failed() -> hyper::Response<HyperOutgoingBody> {
     *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp
-}
-
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 impl Server {
