@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 
+pub mod embeddings;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ChatRequest {
     pub model: String,

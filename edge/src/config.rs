@@ -65,6 +65,16 @@ impl Problems {
     }
 }
 
+/// `kind: embedding` in the raw YAML.
+fn is_embedding_model(raw: &RawConfig, model: &str) -> bool {
+    raw.models.get(model).is_some_and(|m| m.kind.as_deref() == Some("embedding"))
+}
+
+/// A route whose models include an embedding model (a mixed route is refused on its own).
+fn is_embedding_route(raw: &RawConfig, route: &str) -> bool {
+    raw.routes.get(route).is_some_and(|r| r.models.iter().any(|m| is_embedding_model(raw, m)))
+}
+
 fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
     let mut p = Problems(Vec::new());
     let model_names: Vec<&String> = raw.models.keys().collect();
@@ -112,6 +122,22 @@ fn validate(raw: RawConfig, digest: String) -> Result<Config, ConfigError> {
                 p.push(format!("routes.{name}.models[{i}]"), format!("model \"{m}\" is listed twice"));
             }
         }
+    }
+
+    // A route serves chat or embeddings, never both; the router's routes serve chat.
+    for (name, r) in &raw.routes {
+        let embedding = r.models.iter().filter(|m| is_embedding_model(&raw, m)).count();
+        if embedding > 0 && embedding < r.models.len() {
+            p.push(format!("routes.{name}.models"), "a route holds chat models or embedding models (kind: embedding), not both");
+        }
+    }
+    for (name, c) in &raw.capabilities {
+        if is_embedding_route(&raw, &c.route) {
+            p.push(format!("capabilities.{name}.route"), format!("route \"{}\" holds embedding models; the router sends chat requests", c.route));
+        }
+    }
+    if is_embedding_route(&raw, &raw.router.default_route) {
+        p.push("router.default_route", format!("route \"{}\" holds embedding models; the router sends chat requests", raw.router.default_route));
     }
 
     let has_local = |route: &str| {

@@ -1,5 +1,6 @@
-//! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/route` (the routing decision,
-//! explained, no provider called), `GET /v1/models`, `GET /healthz`.
+//! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/embeddings` (`gateway/embeddings.rs`),
+//! `POST /v1/route` (the routing decision, explained, no provider called), `GET /v1/models`,
+//! `GET /healthz`.
 //!
 //! `Gateway::handle` takes a platform-neutral request and returns a platform-neutral response;
 //! the shells only convert. It picks the config (bundled or KV), runs the endpoint (the chat
@@ -24,6 +25,7 @@ use crate::proxy::SseStream;
 
 mod chat;
 mod counters;
+mod embeddings;
 mod keys;
 mod routing;
 mod stream_audit;
@@ -205,7 +207,7 @@ impl Gateway {
     ) -> Result<(Response, Option<counters::Finish<P>>), GatewayError> {
         let path = req.path.split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
         let allowed = match path.as_str() {
-            "/v1/chat/completions" | "/chat/completions" | "/v1/route" => "POST",
+            "/v1/chat/completions" | "/chat/completions" | "/v1/route" | "/v1/embeddings" | "/embeddings" => "POST",
             "/v1/models" | "/models" | "/healthz" => "GET",
             _ => return Err(GatewayError::NotFound { method: req.method.to_string(), path }),
         };
@@ -227,6 +229,7 @@ impl Gateway {
                 Ok((Response::json(200, &models(&config, &key)), None))
             }
             "/v1/route" => Ok((routing::explain(&self.shared, p, config, req, rec).await?, None)),
+            "/v1/embeddings" | "/embeddings" => Ok((embeddings::embeddings(&self.shared, p, config, req, rec).await?, None)),
             _ => chat::chat(&self.shared, p, config, req, rec).await,
         }
     }
@@ -251,7 +254,7 @@ fn models(config: &Config, key: &ClientKey) -> Value {
         .models
         .values()
         .filter(|m| key.may_use_model(&m.name) && (key.allow_cloud || m.locality == crate::config::Locality::Local))
-        .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.provider.name(),
+        .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.provider.name(), "kind": m.kind.as_str(),
             "capabilities": m.capabilities, "context_window": m.context_window,
             "locality": match m.locality { crate::config::Locality::Local => "local", crate::config::Locality::Cloud => "cloud" }}))
         .collect();

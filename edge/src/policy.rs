@@ -37,29 +37,37 @@ pub struct Sensitivity {
     /// The request held more text than `privacy.max_scan_bytes`: not scanned, so treated as
     /// sensitive (fail closed).
     pub unscanned: bool,
+    /// Embeddings input given as token ids: no text to scan, so treated as sensitive.
+    pub token_ids: bool,
 }
 
 impl Sensitivity {
     pub fn is_sensitive(&self) -> bool {
-        !self.pii.is_empty() || !self.capabilities.is_empty() || self.unscanned
+        !self.pii.is_empty() || !self.capabilities.is_empty() || self.unscanned || self.token_ids
     }
 
-    /// The reasons, for the audit record and `/v1/route`: PII classes, capabilities, and
-    /// `unscanned`.
+    /// The reasons, for the audit record and `/v1/route`: PII classes, capabilities,
+    /// `unscanned` and `token_ids`.
     pub fn reasons(&self) -> Vec<String> {
         let mut r: Vec<String> = self.pii.iter().map(|c| c.as_str().to_owned()).collect();
         r.extend(self.capabilities.iter().cloned());
         if self.unscanned {
             r.push("unscanned".to_owned());
         }
+        if self.token_ids {
+            r.push("token_ids".to_owned());
+        }
         r
     }
 
     pub fn describe(&self) -> String {
-        let mut r = self.reasons();
+        let mut r: Vec<String> = self.pii.iter().map(|c| c.as_str().to_owned()).collect();
+        r.extend(self.capabilities.iter().cloned());
         if self.unscanned {
-            r.pop();
             r.push("too large to scan for personal data".to_owned());
+        }
+        if self.token_ids {
+            r.push("given as token ids, which cannot be scanned for personal data".to_owned());
         }
         r.join(", ")
     }
@@ -85,8 +93,14 @@ fn outbound_strings<'a>(v: &'a serde_json::Value, field: Option<&str>, out: &mut
 /// rules of `local_only` capabilities. A request with more text than `privacy.max_scan_bytes`
 /// is not scanned and counts as sensitive.
 pub fn sensitivity(config: &Config, chat: &ParsedChat) -> Sensitivity {
+    sensitivity_of(config, &chat.raw)
+}
+
+/// [`sensitivity`] of any request body that goes upstream as it is (chat, embeddings): every
+/// string but `model`.
+pub fn sensitivity_of(config: &Config, raw: &serde_json::Map<String, serde_json::Value>) -> Sensitivity {
     let mut strings = Vec::new();
-    for (k, v) in &chat.raw {
+    for (k, v) in raw {
         if k != "model" {
             outbound_strings(v, Some(k), &mut strings);
         }
@@ -142,13 +156,7 @@ fn forbidden(message: String, code: &'static str) -> GatewayError {
 /// Applies the key's policy and data residency to the router's decision (which it may move to
 /// the local route).
 pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &ParsedChat, s: &Sensitivity) -> Result<Plan, GatewayError> {
-    use crate::router::Tier;
-    if matches!(decision.tier, Tier::Model) && !key.may_use_model(&decision.route) {
-        return Err(forbidden(format!("This API key may not use the model `{}`.", decision.route), "model_not_allowed"));
-    }
-    if !matches!(decision.tier, Tier::Model) && !key.may_use_route(&decision.route) {
-        return Err(forbidden(format!("This API key may not use the route `{}`.", decision.route), "route_not_allowed"));
-    }
+    check_allowed(key, decision)?;
     if let Some(cap) = &decision.capability {
         if !key.may_use_capability(cap) {
             return Err(forbidden(format!("This API key may not be used for `{cap}` requests."), "capability_not_allowed"));
@@ -169,9 +177,42 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
             }
         }
     }
-    let require_local = config.routes.get(&decision.route).is_some_and(|r| r.require_local);
     let text_tokens = cost::estimate_text_tokens(&chat.request);
     let media = media::media_of(&chat.request);
+    let mut plan = narrow(config, key, decision, s, |model| {
+        let prompt_tokens = cost::prompt_tokens_on(text_tokens, &media, model);
+        let (tokens, worst) = worst_case(model, chat, prompt_tokens);
+        (prompt_tokens, tokens, worst)
+    })?;
+    plan.pinned_local = pinned_local;
+    Ok(plan)
+}
+
+/// The plan of an embeddings request of `tokens` input tokens (an upper bound for text, exact for
+/// token ids) on the named embedding model or route: the key's allow-lists, data residency and
+/// per-request cost cap as for chat, with input tokens only.
+pub fn plan_embeddings(config: &Config, key: &ClientKey, decision: &mut Decision, tokens: u64, s: &Sensitivity) -> Result<Plan, GatewayError> {
+    check_allowed(key, decision)?;
+    narrow(config, key, decision, s, |model| (tokens, tokens, cost::cost_nanos(&model.price, tokens, 0)))
+}
+
+/// The key may use the model or route the request named (or the router chose).
+fn check_allowed(key: &ClientKey, decision: &Decision) -> Result<(), GatewayError> {
+    use crate::router::Tier;
+    if matches!(decision.tier, Tier::Model) && !key.may_use_model(&decision.route) {
+        return Err(forbidden(format!("This API key may not use the model `{}`.", decision.route), "model_not_allowed"));
+    }
+    if !matches!(decision.tier, Tier::Model) && !key.may_use_route(&decision.route) {
+        return Err(forbidden(format!("This API key may not use the route `{}`.", decision.route), "route_not_allowed"));
+    }
+    Ok(())
+}
+
+/// Drops the route's models the key may not use, that residency keeps from this prompt, or that
+/// may cost more than the key's cap; `cost_of(model)` is `(prompt tokens, tokens to reserve,
+/// worst-case nano-dollars)` on it. 403 when none is left.
+fn narrow(config: &Config, key: &ClientKey, decision: &mut Decision, s: &Sensitivity, cost_of: impl Fn(&Model) -> (u64, u64, u64)) -> Result<Plan, GatewayError> {
+    let require_local = config.routes.get(&decision.route).is_some_and(|r| r.require_local);
     let mut models = Vec::new();
     let mut model_prompt_tokens = Vec::new();
     let mut rejected = Vec::new();
@@ -198,8 +239,7 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
                 continue;
             }
         }
-        let prompt_tokens = cost::prompt_tokens_on(text_tokens, &media, model);
-        let (tokens, worst) = worst_case(model, chat, prompt_tokens);
+        let (prompt_tokens, tokens, worst) = cost_of(model);
         if let Some(cap) = key.max_cost_per_request {
             if worst > cap {
                 rejected.push(reject(format!(
@@ -221,8 +261,8 @@ pub fn plan(config: &Config, key: &ClientKey, decision: &mut Decision, chat: &Pa
         return Err(forbidden(format!("No model on route `{}` may serve this request ({}).", decision.route, why.join("; ")), code));
     }
     decision.models.clone_from(&models);
-    let prompt_tokens = model_prompt_tokens.iter().copied().max().unwrap_or(text_tokens);
-    Ok(Plan { models, rejected, prompt_tokens, model_prompt_tokens, reserve_tokens, reserve_cost, pinned_local })
+    let prompt_tokens = model_prompt_tokens.iter().copied().max().unwrap_or(0);
+    Ok(Plan { models, rejected, prompt_tokens, model_prompt_tokens, reserve_tokens, reserve_cost, pinned_local: false })
 }
 
 impl Plan {

@@ -31,6 +31,18 @@ impl ProviderKind {
         Ok(UpstreamRequest { url, headers, body: Bytes::from(body) })
     }
 
+    /// Builds the upstream embeddings request. Anthropic has no embeddings API (the config
+    /// refuses an Anthropic model of `kind: embedding`, so this is never reached from a route).
+    pub fn encode_embeddings(self, model: &Model, raw: &serde_json::Map<String, Value>, api_key: Option<&str>) -> Result<UpstreamRequest, GatewayError> {
+        let (url, mut headers, body) = match self {
+            Self::OpenAi => openai::encode_embeddings(model, raw, api_key)?,
+            Self::Anthropic => return Err(GatewayError::bad_request(format!("`{}` is an Anthropic model, and Anthropic has no embeddings API.", model.name), Some("model"))),
+        };
+        headers.push(("content-type".into(), "application/json".into()));
+        headers.push(("accept".into(), "application/json".into()));
+        Ok(UpstreamRequest { url, headers, body: Bytes::from(body) })
+    }
+
     /// Decodes a successful non-streaming body into an OpenAI `chat.completion` object.
     pub fn decode(self, chat: &ParsedChat, body: &[u8], now_s: u64) -> Result<Value, AttemptError> {
         match self {

@@ -16,6 +16,7 @@ use futures::future::{select, Either, LocalBoxFuture};
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 
+use crate::api::embeddings::ParsedEmbeddings;
 use crate::api::ParsedChat;
 use crate::config::{Config, Model};
 use crate::error::{AttemptError, AttemptFailure, GatewayError};
@@ -41,6 +42,22 @@ pub enum Output {
 pub struct Served {
     pub model: String,
     pub output: Output,
+}
+
+/// What the request asks of a provider.
+#[derive(Clone, Copy)]
+pub enum Call<'a> {
+    Chat(&'a ParsedChat),
+    Embeddings(&'a ParsedEmbeddings),
+}
+
+impl Call<'_> {
+    fn encode(self, model: &Model, key: Option<&str>) -> Result<crate::platform::UpstreamRequest, GatewayError> {
+        match self {
+            Call::Chat(chat) => model.provider.encode(model, chat, key),
+            Call::Embeddings(e) => model.provider.encode_embeddings(model, &e.raw, key),
+        }
+    }
 }
 
 pub struct Outcome {
@@ -69,7 +86,7 @@ enum Failure {
 /// Admits an attempt on a model (the gateway's per-model rate limits); an error skips the model.
 pub type Gate<'a> = dyn Fn(Arc<Model>) -> LocalBoxFuture<'static, Result<(), AttemptError>> + 'a;
 
-pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, chat: &ParsedChat, gate: &Gate<'_>) -> Outcome {
+pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, call: Call<'_>, gate: &Gate<'_>) -> Outcome {
     let deadline = p.now_ms() + config.total_timeout_ms;
     let mut failures: Vec<AttemptFailure> = Vec::new();
     let mut attempts = 0;
@@ -86,7 +103,7 @@ pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, cha
                 }
             },
         };
-        let request = match model.provider.encode(model, chat, key.as_deref()) {
+        let request = match call.encode(model, key.as_deref()) {
             Ok(r) => r,
             Err(e) => {
                 failures.push(fail(AttemptError::Unsupported(e.to_string())));
@@ -104,7 +121,7 @@ pub async fn serve<P: Platform>(p: &P, config: &Config, decision: &Decision, cha
             }
             attempts += 1;
             let upstream = request.clone();
-            match attempt(p, model, chat, upstream, key.as_deref(), deadline - now).await {
+            match attempt(p, model, call, upstream, key.as_deref(), deadline - now).await {
                 Ok(output) => return Outcome { attempts, result: Ok(Served { model: name.clone(), output }) },
                 Err(Failure::Terminal(e)) => return Outcome { attempts, result: Err(e) },
                 Err(Failure::Attempt(e)) => {
@@ -145,7 +162,7 @@ fn backoff<P: Platform>(p: &P, model: &Model, e: &AttemptError, retry: u32) -> O
 async fn attempt<P: Platform>(
     p: &P,
     model: &Model,
-    chat: &ParsedChat,
+    call: Call<'_>,
     request: crate::platform::UpstreamRequest,
     key: Option<&str>,
     remaining_ms: u64,
@@ -159,15 +176,21 @@ async fn attempt<P: Platform>(
     if !(200..300).contains(&resp.status) {
         return Err(classify_status(p, model, resp, key, limit).await);
     }
-    if chat.request.stream {
-        return open_stream(p, model, chat, resp.body, limit, key).await.map(Output::Stream);
+    if let Call::Chat(chat) = call {
+        if chat.request.stream {
+            return open_stream(p, model, chat, resp.body, limit, key).await.map(Output::Stream);
+        }
     }
     let body = match timeout(p, limit, read_body(resp.body, MAX_RESPONSE_BODY)).await {
         None => return Err(Failure::Attempt(AttemptError::Timeout(limit))),
         Some(Err(e)) => return Err(Failure::Attempt(AttemptError::Connect(e.to_string()))),
         Some(Ok(b)) => b,
     };
-    model.provider.decode(chat, &body, p.now_ms() / 1000).map(Output::Json).map_err(Failure::Attempt)
+    let decoded = match call {
+        Call::Chat(chat) => model.provider.decode(chat, &body, p.now_ms() / 1000),
+        Call::Embeddings(_) => crate::providers::openai::decode_embeddings(&body),
+    };
+    decoded.map(Output::Json).map_err(Failure::Attempt)
 }
 
 async fn classify_status<P: Platform>(p: &P, model: &Model, resp: UpstreamResponse, key: Option<&str>, limit: u64) -> Failure {

@@ -10,7 +10,7 @@
 //! the embedding; the embedding runs only for router aliases.
 
 use crate::api::ParsedChat;
-use crate::config::{ClassifierTierConfig, Config};
+use crate::config::{ClassifierTierConfig, Config, ModelKind};
 use crate::error::GatewayError;
 use crate::tiers::intents;
 pub use crate::tiers::TierVerdict;
@@ -141,27 +141,15 @@ fn embedding_trace(sv: &intents::SemanticVerdict, tokens: usize) -> TierTrace {
 
 pub fn decide(config: &Config, chat: &ParsedChat, tier2: Tier2<'_>) -> Result<Decision, GatewayError> {
     let name = chat.request.model.as_str();
-    if config.models.contains_key(name) {
-        return Ok(Decision {
-            tier: Tier::Model,
-            route: name.to_owned(),
-            models: vec![name.to_owned()],
-            capability: None,
-            confidence: None,
-            best_guess: None,
-            trace: Vec::new(),
-        });
-    }
-    if let Some(route) = config.routes.get(name) {
-        return Ok(Decision {
-            tier: Tier::Route,
-            route: name.to_owned(),
-            models: route.models.clone(),
-            capability: None,
-            confidence: None,
-            best_guess: None,
-            trace: Vec::new(),
-        });
+    if let Some(d) = named(config, name) {
+        if kind_of(config, &d) == ModelKind::Embedding {
+            return Err(GatewayError::InvalidRequest {
+                message: format!("`{name}` is an embedding model or route: send it to POST /v1/embeddings, not /v1/chat/completions."),
+                param: Some("model".into()),
+                code: "model_not_chat",
+            });
+        }
+        return Ok(d);
     }
     if !config.is_router_alias(name) {
         let known: Vec<&str> = config
@@ -175,6 +163,55 @@ pub fn decide(config: &Config, chat: &ParsedChat, tier2: Tier2<'_>) -> Result<De
         return Err(GatewayError::UnknownModel { model: name.to_owned(), known: known.join(", ") });
     }
     Ok(cascade(config, &chat.routing_text(), tier2))
+}
+
+/// The decision for a request that names a model or a route (no tier runs).
+fn named(config: &Config, name: &str) -> Option<Decision> {
+    let (tier, models) = match (config.models.contains_key(name), config.routes.get(name)) {
+        (true, _) => (Tier::Model, vec![name.to_owned()]),
+        (false, Some(route)) => (Tier::Route, route.models.clone()),
+        (false, None) => return None,
+    };
+    Some(Decision { tier, route: name.to_owned(), models, capability: None, confidence: None, best_guess: None, trace: Vec::new() })
+}
+
+/// What the named model or route serves (a route's models are all of one kind: config checks it).
+fn kind_of(config: &Config, d: &Decision) -> ModelKind {
+    d.models.first().and_then(|m| config.models.get(m)).map_or(ModelKind::Chat, |m| m.kind)
+}
+
+/// The model or route an embeddings request names: it must be of `kind: embedding`. A chat
+/// model, a chat route or a router alias is a 400 that says what the name is and which
+/// embedding models and routes there are; an unknown name a 404.
+pub fn embeddings_target(config: &Config, name: &str) -> Result<Decision, GatewayError> {
+    let embedding: Vec<&str> = config
+        .routes
+        .iter()
+        .filter(|(_, r)| r.models.first().and_then(|m| config.models.get(m)).is_some_and(|m| m.kind == ModelKind::Embedding))
+        .map(|(n, _)| n.as_str())
+        .chain(config.models.values().filter(|m| m.kind == ModelKind::Embedding).map(|m| m.name.as_str()))
+        .collect();
+    let known = if embedding.is_empty() { "none is configured (`kind: embedding` in models:)".to_owned() } else { embedding.join(", ") };
+    let not_embedding = |what: String| GatewayError::InvalidRequest {
+        message: format!("{what} Embeddings need a model or route of kind embedding; this gateway has: {known}."),
+        param: Some("model".into()),
+        code: "model_not_embedding",
+    };
+    match named(config, name) {
+        Some(d) if kind_of(config, &d) == ModelKind::Embedding => Ok(d),
+        Some(d) => {
+            let anthropic = d.models.iter().filter_map(|m| config.models.get(m)).any(|m| m.provider == crate::config::ProviderKind::Anthropic);
+            let what = match (d.tier, anthropic) {
+                (Tier::Model, true) => format!("`{name}` is an Anthropic chat model, and Anthropic has no embeddings API."),
+                (Tier::Model, false) => format!("`{name}` is a chat model."),
+                (_, true) => format!("Route `{name}` holds chat models (Anthropic among them, which has no embeddings API)."),
+                (_, false) => format!("Route `{name}` holds chat models."),
+            };
+            Err(not_embedding(what))
+        }
+        None if config.is_router_alias(name) => Err(not_embedding(format!("`{name}` is the router, which routes chat requests."))),
+        None => Err(GatewayError::UnknownModel { model: name.to_owned(), known }),
+    }
 }
 
 fn top5(scores: &[(String, f64)]) -> Vec<(String, f64)> {

@@ -1,7 +1,7 @@
 //! `models:`: providers, URLs (TLS unless loopback), key references, prices, attempt policy.
 
 use super::raw::{RawDefaults, RawModel};
-use super::{check_name, is_secret_name, positive, AttemptPolicy, Locality, Model, Price, Problems, ProviderKind, SecretRef};
+use super::{check_name, is_secret_name, positive, AttemptPolicy, Locality, Model, ModelKind, Price, Problems, ProviderKind, SecretRef};
 
 pub(super) fn validate_model(
     p: &mut Problems,
@@ -22,6 +22,22 @@ pub(super) fn validate_model(
         p.push(at("base_url"), format!("\"{}\" is not an http(s) URL", m.base_url));
     }
     let api_key = m.api_key.as_deref().and_then(|v| secret_ref(p, &at("api_key"), v));
+    let kind = match m.kind.as_deref() {
+        None | Some("chat") => ModelKind::Chat,
+        Some("embedding") => ModelKind::Embedding,
+        Some(other) => {
+            p.push(at("kind"), format!("unknown kind \"{other}\" (known: chat, embedding)"));
+            ModelKind::Chat
+        }
+    };
+    if kind == ModelKind::Embedding {
+        if provider == Some(ProviderKind::Anthropic) {
+            p.push(at("kind"), "Anthropic has no embeddings API: an embedding model needs an OpenAI-compatible provider");
+        }
+        if !m.capabilities.is_empty() {
+            p.push(at("capabilities"), "an embedding model serves /v1/embeddings, not the router's capabilities");
+        }
+    }
     for (i, c) in m.capabilities.iter().enumerate() {
         if !caps.contains(&c) {
             p.unknown(at(&format!("capabilities[{i}]")), "capability", c, caps);
@@ -75,6 +91,7 @@ pub(super) fn validate_model(
     Some(Model {
         name: name.to_owned(),
         provider: provider?,
+        kind,
         base_url,
         upstream_model: m.upstream_model.clone().unwrap_or_else(|| name.to_owned()),
         api_key,

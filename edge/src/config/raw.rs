@@ -102,6 +102,8 @@ pub struct RawDefaults {
 pub struct RawModel {
     pub provider: String,
     pub base_url: String,
+    /// `chat` (the default) or `embedding`.
+    pub kind: Option<String>,
     pub upstream_model: Option<String>,
     pub api_key: Option<String>,
     #[serde(default)]

@@ -166,6 +166,8 @@ fn capability_route(
     let route = route.cloned().unwrap_or_else(|| cap.route.clone());
     if !raw.routes.contains_key(&route) {
         p.unknown(format!("{at}.route"), "route", &route, routes);
+    } else if super::is_embedding_route(raw, &route) {
+        p.push(format!("{at}.route"), format!("route \"{route}\" holds embedding models; the router sends chat requests"));
     }
     Some(route)
 }

@@ -92,6 +92,7 @@ pub struct SecretRef(pub String);
 pub struct Model {
     pub name: String,
     pub provider: ProviderKind,
+    pub kind: ModelKind,
     /// Without a trailing slash: `https://api.openai.com/v1`.
     pub base_url: String,
     pub upstream_model: String,
@@ -184,6 +185,23 @@ impl fmt::Display for ConfigError {
     }
 }
 
+
+/// What a model serves: `POST /v1/chat/completions` (and the router), or `POST /v1/embeddings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelKind {
+    #[default]
+    Chat,
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embedding => "embedding",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {

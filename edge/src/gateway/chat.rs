@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures::future::LocalBoxFuture;
-use futures::FutureExt;
 use serde_json::Value;
 
 use super::{read_limited, Body, Request, Response};
@@ -17,12 +15,12 @@ use crate::api::ParsedChat;
 use crate::audit::{self, Record};
 use crate::auth::ClientKey;
 use crate::config::{Config, Model};
-use crate::error::{AttemptError, GatewayError};
+use crate::error::GatewayError;
 use crate::platform::Platform;
 use crate::ledger::{LedgerState, Op, Reply};
 use crate::policy::{self, cost};
 use crate::proxy::{self, Output};
-use super::counters::{admit, denied, key_limits, ledger, model_limits, ratelimit_headers, Finish, Reservation};
+use super::counters::{admit, denied, key_limits, ledger, model_gate, ratelimit_headers, Finish, Reservation};
 use super::keys::{authenticate, KeyCache};
 use super::routing::route;
 
@@ -99,30 +97,9 @@ pub async fn chat<P: Platform>(
     }
 
     // Per-model limits are charged when an attempt starts on the model.
-    let gate_shared = Rc::clone(shared);
-    let gate_config = Arc::clone(&config);
-    let gate_p = p.clone();
-    let gate_chat = chat.clone();
-    let gate_plan = plan.clone();
-    let gate = move |model: Arc<Model>| -> LocalBoxFuture<'static, Result<(), AttemptError>> {
-        let (shared, config, p, chat) = (Rc::clone(&gate_shared), Arc::clone(&gate_config), gate_p.clone(), gate_chat.clone());
-        let prompt_tokens = gate_plan.prompt_tokens_on(&model.name);
-        async move {
-            let limits = model_limits(&model);
-            if limits.is_empty() {
-                return Ok(());
-            }
-            let (tokens, _) = policy::worst_case(&model, &chat, prompt_tokens);
-            let op = Op::Reserve { limits, requests: 1, tokens, cost: 0 };
-            match ledger(&shared, &p, &config, &format!("model:{}", model.name), &op).await {
-                Ok(Reply::Denied { retry_after_ms, .. }) => Err(AttemptError::ModelLimit { retry_after_ms }),
-                Ok(_) => Ok(()),
-                Err(e) => Err(AttemptError::Connect(e.to_string())),
-            }
-        }
-        .boxed_local()
-    };
-    let outcome = proxy::serve(p, &config, &decision, &chat, &gate).await;
+    let (gate_chat, gate_plan) = (chat.clone(), plan.clone());
+    let gate = model_gate(shared, p, &config, move |model: &Model| policy::worst_case(model, &gate_chat, gate_plan.prompt_tokens_on(&model.name)).0);
+    let outcome = proxy::serve(p, &config, &decision, proxy::Call::Chat(&chat), &gate).await;
     rec.attempts = outcome.attempts;
     let served = match outcome.result {
         Ok(s) => s,

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use crate::audit::Record;
 use crate::auth::ClientKey;
 use crate::config::{Config, Counters, Model};
-use crate::error::GatewayError;
+use crate::error::{AttemptError, GatewayError};
+use futures::future::LocalBoxFuture;
 use crate::platform::Platform;
 use crate::ledger::{Denial, Limits, Op, Reply};
 use crate::policy::cost;
@@ -46,6 +47,34 @@ pub(super) async fn admit<P: Platform>(shared: &Shared, p: &P, config: &Config, 
     match ledger(shared, p, config, &format!("key:{}", key.name), &op).await? {
         Reply::Denied { reason, retry_after_ms } => Err(denied(&format!("key `{}`", key.name), reason, retry_after_ms, 0)),
         reply => Ok((true, ratelimit_headers(&limits, &reply))),
+    }
+}
+
+/// The per-model gate of `proxy::serve`: an attempt on a model with `rpm`/`tpm` limits first
+/// counts a request and reserves `tokens_of(model)` tokens on the model's counters (a denial
+/// skips the model).
+pub(super) fn model_gate<P: Platform>(
+    shared: &Rc<Shared>,
+    p: &P,
+    config: &Arc<Config>,
+    tokens_of: impl Fn(&Model) -> u64 + 'static,
+) -> impl Fn(Arc<Model>) -> LocalBoxFuture<'static, Result<(), AttemptError>> {
+    let (shared, config, p) = (Rc::clone(shared), Arc::clone(config), p.clone());
+    move |model: Arc<Model>| {
+        let (shared, config, p) = (Rc::clone(&shared), Arc::clone(&config), p.clone());
+        let tokens = tokens_of(&model);
+        Box::pin(async move {
+            let limits = model_limits(&model);
+            if limits.is_empty() {
+                return Ok(());
+            }
+            let op = Op::Reserve { limits, requests: 1, tokens, cost: 0 };
+            match ledger(&shared, &p, &config, &format!("model:{}", model.name), &op).await {
+                Ok(Reply::Denied { retry_after_ms, .. }) => Err(AttemptError::ModelLimit { retry_after_ms }),
+                Ok(_) => Ok(()),
+                Err(e) => Err(AttemptError::Connect(e.to_string())),
+            }
+        })
     }
 }
 

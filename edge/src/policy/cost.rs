@@ -62,6 +62,14 @@ pub fn estimate_text_tokens(req: &ChatRequest) -> u64 {
     fixed + text.tokens
 }
 
+/// An upper-bound estimate of the tokens of embeddings input texts (no per-message overhead:
+/// an embedding model counts the text alone).
+pub fn estimate_input_tokens(texts: &[String]) -> u64 {
+    let mut count = TextCount::default();
+    texts.iter().for_each(|t| count.add(t));
+    count.tokens
+}
+
 /// Counts tokens the way BPE tokenizers split text: a run of letters is one token per 4
 /// letters (rounded up), a run of digits one per 3, each ASCII punctuation mark one, a single
 /// space none (it joins the next word), a longer run of whitespace one.

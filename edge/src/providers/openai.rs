@@ -32,6 +32,27 @@ pub fn encode(
     Ok((format!("{}/chat/completions", model.base_url), headers, bytes))
 }
 
+/// An embeddings request: the caller's object with `model` rewritten, to `{base_url}/embeddings`.
+pub fn encode_embeddings(model: &Model, raw: &serde_json::Map<String, Value>, api_key: Option<&str>) -> Result<Encoded, GatewayError> {
+    let mut body = raw.clone();
+    body.insert("model".into(), Value::String(model.upstream_model.clone()));
+    let mut headers = Vec::new();
+    if let Some(key) = api_key {
+        headers.push(("authorization".into(), format!("Bearer {key}")));
+    }
+    let bytes = serde_json::to_vec(&body).map_err(|e| GatewayError::Internal { request_id: String::new(), detail: format!("encoding request: {e}") })?;
+    Ok((format!("{}/embeddings", model.base_url), headers, bytes))
+}
+
+/// An embeddings response, checked for its `data` array and passed on as it came.
+pub fn decode_embeddings(body: &[u8]) -> Result<Value, AttemptError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| AttemptError::Malformed(format!("response is not JSON: {e}")))?;
+    if !v.get("data").is_some_and(Value::is_array) {
+        return Err(AttemptError::Malformed("response has no `data` array".into()));
+    }
+    Ok(v)
+}
+
 /// OpenAI's own API takes `max_completion_tokens` (its reasoning models refuse `max_tokens`);
 /// the OpenAI-compatible servers (vLLM, llama.cpp, Ollama, TGI) all read `max_tokens`.
 fn output_cap_field(model: &Model) -> &'static str {
