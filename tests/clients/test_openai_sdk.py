@@ -116,6 +116,27 @@ def test_json_mode():
     assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 
+def test_embeddings():
+    texts = ["The food was delicious", "and the waiter was friendly"]
+    # The SDK asks for base64 by default and decodes it to floats.
+    r = client().embeddings.create(model="emb", input=texts)
+    assert r.object == "list" and [d.index for d in r.data] == [0, 1]
+    assert all(len(d.embedding) == 8 and all(isinstance(x, float) for x in d.embedding) for d in r.data)
+    assert r.data[0].embedding != r.data[1].embedding
+    assert r.usage.prompt_tokens == 9
+    floats = client().embeddings.create(model="emb", input=texts, encoding_format="float", dimensions=4)
+    assert [len(d.embedding) for d in floats.data] == [4, 4]
+    raw = client().embeddings.with_raw_response.create(model="embed", input="hello")
+    assert raw.headers["x-gateway-model"] == "emb" and raw.headers["x-gateway-attempts"] == "2"
+
+
+def test_embeddings_with_a_chat_model_is_a_bad_request():
+    with pytest.raises(openai.BadRequestError) as e:
+        client().embeddings.create(model="an", input="hello")
+    assert e.value.status_code == 400 and e.value.code == "model_not_embedding"
+    assert "Anthropic has no embeddings API" in e.value.message
+
+
 def test_models_list():
     ids = {m.id for m in client().models.list()}
     assert MODEL in ids and "auto" in ids

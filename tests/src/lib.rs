@@ -10,6 +10,7 @@
 
 pub mod classifier;
 pub mod clients;
+pub mod embeddings;
 pub mod mock;
 pub mod runtime;
 pub mod scenarios;

@@ -187,6 +187,7 @@ impl Mock {
         // A tool call is the answer to tools until the conversation carries the tool's result.
         let tools = body.get("tools").is_some() && !ends_with_tool_result(&body);
         Ok(match behaviour.as_str() {
+            "openai" if path.ends_with("/embeddings") => full(200, "application/json", embeddings_answer(&body)),
             // The recorded streams where the request matches the recording (its tool, or plain
             // text); else a stream made from the scripted answer.
             "openai" if stream && tools && first_tool_name(&body) == Some(RECORDED_TOOL) => sse(events("openai/chat_tool_calls.sse"), None),
@@ -227,6 +228,44 @@ impl Mock {
             _ => full(404, "application/json", r#"{"error":{"message":"no such mock behaviour"}}"#),
         })
     }
+}
+
+/// What OpenAI's embeddings endpoint answers: one vector per input, `dimensions` long (8 when
+/// not asked), as floats or, with `encoding_format: base64` (the openai SDK's default), as the
+/// base64 of little-endian f32s; usage counts a token per word (per id for token input). The
+/// vectors are made from each input's bytes, so different inputs get different vectors.
+fn embeddings_answer(body: &Value) -> Bytes {
+    use base64::Engine as _;
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) if items.first().is_some_and(Value::is_number) => vec![Value::Array(items.clone()).to_string()],
+        Value::Array(items) => items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect(),
+        _ => Vec::new(),
+    };
+    let tokens: usize = match &body["input"] {
+        Value::Array(items) if items.first().is_some_and(Value::is_number) => items.len(),
+        Value::Array(items) if items.first().is_some_and(Value::is_array) => items.iter().filter_map(Value::as_array).map(Vec::len).sum(),
+        _ => inputs.iter().map(|t| t.split_whitespace().count().max(1)).sum(),
+    };
+    let dims = body["dimensions"].as_u64().unwrap_or(8) as usize;
+    let base64 = body["encoding_format"] == "base64";
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let seed = text.bytes().fold(17u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let vector: Vec<f32> = (0..dims).map(|d| ((seed.wrapping_add(d as u32 * 7919) % 2000) as f32 / 1000.0) - 1.0).collect();
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                serde_json::json!(vector)
+            };
+            serde_json::json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let model = body["model"].as_str().unwrap_or("text-embedding-3-small");
+    Bytes::from(serde_json::json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}).to_string())
 }
 
 fn ends_with_tool_result(body: &Value) -> bool {

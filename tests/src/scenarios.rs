@@ -67,6 +67,7 @@ cases!(
     route_endpoint_applies_the_key_policy,
     embedding_bad_input_is_bounded,
     model_loads_once_from_platform_files,
+    embeddings_are_proxied_fall_back_and_stay_local,
     openai_python_sdk,
     langchain_standard_tests,
 );
@@ -78,6 +79,7 @@ pub fn after_all() -> Vec<(&'static str, Case)> {
 }
 
 use crate::clients::*;
+use crate::embeddings::*;
 use crate::semantic::*;
 use crate::tier3::*;
 use crate::zero_trust::*;
