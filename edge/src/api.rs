@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::GatewayError;
 
 pub mod embeddings;
+pub mod messages;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ChatRequest {

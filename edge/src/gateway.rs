@@ -1,6 +1,7 @@
-//! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/embeddings` (`gateway/embeddings.rs`),
-//! `POST /v1/route` (the routing decision, explained, no provider called), `GET /v1/models`,
-//! `GET /healthz`.
+//! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/messages` (Anthropic's Messages API,
+//! served by the same chat flow and answered in its shapes: `gateway/messages.rs`),
+//! `POST /v1/embeddings` (`gateway/embeddings.rs`), `POST /v1/route` (the routing decision,
+//! explained, no provider called), `GET /v1/models`, `GET /healthz`.
 //!
 //! `Gateway::handle` takes a platform-neutral request and returns a platform-neutral response;
 //! the shells only convert. It picks the config (bundled or KV), runs the endpoint (the chat
@@ -27,6 +28,7 @@ mod chat;
 mod counters;
 mod embeddings;
 mod keys;
+mod messages;
 mod routing;
 mod stream_audit;
 pub mod escalate;
@@ -140,6 +142,8 @@ impl Gateway {
 
     pub async fn handle<P: Platform>(&self, p: &P, req: Request) -> Response {
         let request_id = request_id(p, &req.headers);
+        // Anthropic's endpoints answer in Anthropic's shapes, errors included.
+        let anthropic = messages::is_messages(&req.path);
         let mut rec = Record {
             request_id: request_id.clone(),
             method: req.method.to_string(),
@@ -188,12 +192,16 @@ impl Gateway {
             resp.headers.push(("x-gateway-model".into(), m.clone()));
         }
         rec.status = resp.status;
+        let model = rec.model.clone().unwrap_or_default();
         match (resp.body, finish) {
             (Body::Stream(s), Some(finish)) => resp.body = Body::Stream(stream_audit::audited(s, finish, rec)),
             (body, _) => {
                 resp.body = body;
                 p.log(&rec.to_json(p.now_ms()));
             }
+        }
+        if anthropic {
+            return messages::to_anthropic(resp, &model);
         }
         resp
     }
@@ -207,7 +215,7 @@ impl Gateway {
     ) -> Result<(Response, Option<counters::Finish<P>>), GatewayError> {
         let path = req.path.split('?').next().unwrap_or("").trim_end_matches('/').to_owned();
         let allowed = match path.as_str() {
-            "/v1/chat/completions" | "/chat/completions" | "/v1/route" | "/v1/embeddings" | "/embeddings" => "POST",
+            "/v1/chat/completions" | "/chat/completions" | "/v1/route" | "/v1/embeddings" | "/embeddings" | "/v1/messages" | "/v1/messages/count_tokens" => "POST",
             "/v1/models" | "/models" | "/healthz" => "GET",
             _ => return Err(GatewayError::NotFound { method: req.method.to_string(), path }),
         };
@@ -230,7 +238,9 @@ impl Gateway {
             }
             "/v1/route" => Ok((routing::explain(&self.shared, p, config, req, rec).await?, None)),
             "/v1/embeddings" | "/embeddings" => Ok((embeddings::embeddings(&self.shared, p, config, req, rec).await?, None)),
-            _ => chat::chat(&self.shared, p, config, req, rec).await,
+            "/v1/messages/count_tokens" => Ok((messages::count_tokens(&self.shared, p, &config, req, rec).await?, None)),
+            "/v1/messages" => chat::chat(&self.shared, p, config, req, rec, crate::api::messages::to_chat).await,
+            _ => chat::chat(&self.shared, p, config, req, rec, crate::api::ParsedChat::from_slice).await,
         }
     }
 }

@@ -33,9 +33,13 @@ pub struct Shared {
 }
 
 
+/// How a body becomes the chat request: `ParsedChat::from_slice` for OpenAI's endpoints,
+/// `api::messages::to_chat` for Anthropic's.
+pub type Parse = fn(&[u8]) -> Result<ParsedChat, GatewayError>;
+
 /// Authenticates the caller (draining the body of a refused one), then reads and parses the
 /// chat body within the size limit.
-pub(super) async fn authenticated_chat<P: Platform>(shared: &Shared, p: &P, config: &Config, req: Request, rec: &mut Record) -> Result<(Arc<ClientKey>, ParsedChat), GatewayError> {
+pub(super) async fn authenticated_chat<P: Platform>(shared: &Shared, p: &P, config: &Config, req: Request, rec: &mut Record, parse: Parse) -> Result<(Arc<ClientKey>, ParsedChat), GatewayError> {
     let key = match authenticate(shared, p, config, &req.headers).await {
         Ok(k) => k,
         Err(e) => {
@@ -45,7 +49,7 @@ pub(super) async fn authenticated_chat<P: Platform>(shared: &Shared, p: &P, conf
     };
     rec.key = Some(key.name.clone());
     let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
-    Ok((key, ParsedChat::from_slice(&body)?))
+    Ok((key, parse(&body)?))
 }
 
 
@@ -57,8 +61,9 @@ pub async fn chat<P: Platform>(
     config: Arc<Config>,
     req: Request,
     rec: &mut Record,
+    parse: Parse,
 ) -> Result<(Response, Option<Finish<P>>), GatewayError> {
-    let (key, chat) = authenticated_chat(shared, p, &config, req, rec).await?;
+    let (key, chat) = authenticated_chat(shared, p, &config, req, rec, parse).await?;
     rec.stream = chat.request.stream;
     let (admitted, mut headers) = admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);

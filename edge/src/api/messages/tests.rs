@@ -1,0 +1,244 @@
+//! Anthropic ingress: requests translated to the chat request, completions and streams
+//! translated back, checked against Anthropic's recorded streams (`tests/fixtures/anthropic/`,
+//! the conformance recordings) by a round trip through the provider-side translator.
+
+use eventsource_stream::Event;
+use serde_json::{json, Value};
+
+use super::stream::Translator;
+use super::*;
+
+fn translate(v: Value) -> Result<ParsedChat, GatewayError> {
+    to_chat(v.to_string().as_bytes())
+}
+
+#[test]
+fn a_full_request_becomes_the_chat_request() {
+    let chat = translate(json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 512,
+        "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "Answer in English."}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What is in this image, and the weather in Paris?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "...", "signature": "s"}, {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"location": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "18 C, clear"}]},
+                {"type": "text", "text": "Thanks. And tomorrow?"}]},
+        ],
+        "tools": [{"name": "get_weather", "description": "Weather for a city", "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+        "stop_sequences": ["\n\nHuman:"],
+        "temperature": 0.2,
+        "top_k": 5,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "metadata": {"user_id": "u-42"},
+        "stream": true,
+    }))
+    .expect("translates");
+    assert_eq!(chat.routing_text(), "Thanks. And tomorrow?");
+    assert_eq!(
+        Value::Object(chat.raw),
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 512,
+            "messages": [
+                {"role": "system", "content": "Be terse.\n\nAnswer in English."},
+                {"role": "user", "content": [{"type": "text", "text": "What is in this image, and the weather in Paris?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+                {"role": "assistant", "content": "Let me check.", "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "18 C, clear"},
+                {"role": "user", "content": [{"type": "text", "text": "Thanks. And tomorrow?"}]},
+            ],
+            "stop": ["\n\nHuman:"],
+            "temperature": 0.2,
+            "user": "u-42",
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}],
+            "tool_choice": "required",
+            "parallel_tool_calls": false,
+        })
+    );
+    let named = translate(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "tool", "name": "f"}})).expect("ok");
+    assert_eq!(named.raw["tool_choice"], json!({"type": "function", "function": {"name": "f"}}));
+}
+
+#[test]
+fn bad_requests_name_the_field() {
+    let ok = |extra: Value| {
+        let mut v = json!({"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+        for (k, x) in extra.as_object().into_iter().flatten() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let cases = [
+        (json!({"model": "m", "messages": []}), "max_tokens"),
+        (json!({"max_tokens": 1, "messages": []}), "model"),
+        (ok(json!({"max_tokens": 0})), "max_tokens"),
+        (ok(json!({"messages": []})), "messages"),
+        (ok(json!({"messages": [{"role": "system", "content": "x"}]})), "messages[0].role"),
+        (ok(json!({"messages": [{"role": "user", "content": 7}]})), "messages[0].content"),
+        (ok(json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]})), "messages[0].content[0]"),
+        (ok(json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}]})), "messages[0].content[0].source"),
+        (ok(json!({"messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]})), "messages[0].content[0]"),
+        (ok(json!({"system": [{"type": "image"}]})), "system[0]"),
+        (ok(json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})), "tools[0]"),
+        (ok(json!({"tool_choice": {"type": "sometimes"}})), "tool_choice"),
+        (ok(json!({"stop_sequences": "STOP"})), "stop_sequences"),
+    ];
+    for (body, param) in cases {
+        let e = translate(body.clone()).expect_err("refused");
+        assert_eq!(e.status(), 400, "{body}");
+        assert_eq!(e.to_json()["error"]["param"], param, "{body}: {}", e.to_json());
+    }
+    let e = error_body(401, &json!({"error": {"message": "Invalid API key", "code": "invalid_api_key"}}));
+    assert_eq!(e, json!({"type": "error", "error": {"type": "authentication_error", "message": "Invalid API key"}}));
+}
+
+#[test]
+fn a_completion_becomes_a_message() {
+    let completion: Value = serde_json::from_str(include_str!("../../../../tests/fixtures/openai/chat_completion.json")).expect("fixture");
+    let m = from_completion(&completion, "oa");
+    assert_eq!(m["type"], "message");
+    assert_eq!(m["role"], "assistant");
+    assert_eq!(m["model"], "oa");
+    assert!(m["id"].as_str().is_some_and(|id| id.starts_with("msg_")), "{m}");
+    assert_eq!(m["content"][0]["type"], "text");
+    assert_eq!(m["content"][0]["text"], completion["choices"][0]["message"]["content"]);
+    assert_eq!(m["stop_reason"], "end_turn");
+    assert_eq!(m["usage"], json!({"input_tokens": completion["usage"]["prompt_tokens"], "output_tokens": completion["usage"]["completion_tokens"]}));
+    let tool = json!({"id": "chatcmpl-9", "choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}}]}}], "usage": {"prompt_tokens": 5, "completion_tokens": 7}});
+    let m = from_completion(&tool, "oa");
+    assert_eq!(m["content"], json!([{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"location": "Paris"}}]));
+    assert_eq!((m["stop_reason"].as_str(), m["id"].as_str()), (Some("tool_use"), Some("msg_9")));
+}
+
+/// Anthropic's recorded stream as events.
+fn recorded(name: &str) -> Vec<Event> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/anthropic").join(name);
+    parse_events(&std::fs::read_to_string(path).expect("fixture"))
+}
+
+fn parse_events(text: &str) -> Vec<Event> {
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let mut ev = Event { event: String::new(), data: String::new(), id: String::new(), retry: None };
+            for line in b.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    ev.event = e.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    ev.data = d.to_owned();
+                }
+            }
+            ev
+        })
+        .collect()
+}
+
+/// What an Anthropic client builds from a stream, as the SDK's accumulator does: the content
+/// blocks (text joined, tool input parsed from its JSON deltas), the stop reason and the output
+/// tokens; and the event names with repeats collapsed.
+fn accumulate(events: &[Event]) -> (Value, Vec<String>) {
+    let mut blocks: Vec<Value> = Vec::new();
+    let mut partial: Vec<String> = Vec::new();
+    let (mut stop, mut output) = (Value::Null, Value::Null);
+    let mut names: Vec<String> = Vec::new();
+    for e in events {
+        if names.last() != Some(&e.event) {
+            names.push(e.event.clone());
+        }
+        let d: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+        match e.event.as_str() {
+            "content_block_start" => {
+                let mut b = d["content_block"].clone();
+                if let Some(o) = b.as_object_mut() {
+                    o.remove("caller");
+                }
+                blocks.push(b);
+                partial.push(String::new());
+            }
+            "content_block_delta" => {
+                let i = d["index"].as_u64().unwrap_or(0) as usize;
+                match d["delta"]["type"].as_str() {
+                    Some("text_delta") => {
+                        let t = format!("{}{}", blocks[i]["text"].as_str().unwrap_or(""), d["delta"]["text"].as_str().unwrap_or(""));
+                        blocks[i]["text"] = json!(t);
+                    }
+                    Some("input_json_delta") => partial[i].push_str(d["delta"]["partial_json"].as_str().unwrap_or("")),
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                let i = d["index"].as_u64().unwrap_or(0) as usize;
+                if blocks[i]["type"] == "tool_use" {
+                    blocks[i]["input"] = serde_json::from_str(&partial[i]).unwrap_or(json!({}));
+                }
+            }
+            "message_delta" => {
+                stop = d["delta"]["stop_reason"].clone();
+                output = d["usage"]["output_tokens"].clone();
+            }
+            _ => {}
+        }
+    }
+    (json!({"content": blocks, "stop_reason": stop, "output_tokens": output}), names)
+}
+
+/// Anthropic's stream → the provider translator's OpenAI chunks → this translator's events.
+fn round_trip(name: &str, tools: bool) -> Vec<Event> {
+    let mut body = json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]});
+    if tools {
+        body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    }
+    let chat = ParsedChat::from_slice(body.to_string().as_bytes()).expect("chat");
+    let mut provider = crate::providers::anthropic::stream::Translator::new(&chat, 0);
+    let mut ours = Translator::new("an");
+    let mut out = Vec::new();
+    for e in recorded(name) {
+        let t = provider.on_event(&e).expect("the recording translates");
+        for data in t.data {
+            out.extend(ours.feed(format!("data: {data}\n\n").as_bytes()));
+        }
+        if t.done {
+            out.extend(ours.feed(b"data: [DONE]\n\n"));
+        }
+    }
+    out.extend(ours.finish());
+    parse_events(&out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<String>())
+}
+
+#[test]
+fn anthropic_streams_survive_the_round_trip() {
+    for (name, tools) in [("basic_response.sse", false), ("tool_use_response.sse", true)] {
+        let (want, want_names) = accumulate(&recorded(name));
+        let (got, got_names) = accumulate(&round_trip(name, tools));
+        assert_eq!(got, want, "{name}");
+        assert_eq!(got_names, want_names, "{name}: the same events in the same order");
+    }
+}
+
+#[test]
+fn a_broken_stream_ends_with_an_error_event() {
+    let mut t = Translator::new("oa");
+    let mut out = t.feed(br#"data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"Hel"}}]}
+
+data: {"error":{"message":"the provider closed the stream before it finished","type":"upstream_error","code":"stream_interrupted"}}
+
+"#);
+    out.extend(t.finish());
+    let events = parse_events(&out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<String>());
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["message_start", "content_block_start", "ping", "content_block_delta", "error"]);
+    assert!(events[4].data.contains("closed the stream"), "{}", events[4].data);
+
+    // A stream that stops without [DONE] or an error gets one at its end.
+    let mut t = Translator::new("oa");
+    let mut out = t.feed(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n");
+    out.extend(t.finish());
+    let last = String::from_utf8_lossy(out.last().expect("events")).into_owned();
+    assert!(last.starts_with("event: error\n"), "{last}");
+}
