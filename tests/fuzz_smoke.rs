@@ -226,8 +226,23 @@ fn config_yaml() {
 }
 
 #[test]
+fn embeddings_request() {
+    smoke("embeddings_request");
+}
+
+#[test]
 fn keyword_tier() {
     smoke("keyword_tier");
+}
+
+#[test]
+fn messages_request() {
+    smoke("messages_request");
+}
+
+#[test]
+fn messages_stream() {
+    smoke("messages_stream");
 }
 
 #[test]

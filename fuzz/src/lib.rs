@@ -14,11 +14,14 @@ use std::sync::OnceLock;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 7] = [
+pub const TARGETS: [Target; 10] = [
     ("chat_request", chat_request),
     ("classifier_request", classifier_request),
     ("config_yaml", config_yaml),
+    ("embeddings_request", embeddings_request),
     ("keyword_tier", keyword_tier),
+    ("messages_request", messages_request),
+    ("messages_stream", messages_stream),
     ("pii", pii),
     ("provider_body", provider_body),
     ("provider_stream", provider_stream),
@@ -38,6 +41,57 @@ pub fn chat_request(data: &[u8]) {
     let _ = policy::media::media_of(&chat.request);
     let _ = policy::sensitivity(config(), &chat);
     let _ = router::decide(config(), &chat, router::Tier2::Off);
+}
+
+/// The embeddings request parser, then what the gateway derives from it before a provider sees
+/// it: the residency scan, the token estimate and the target. An accepted request holds 1 to
+/// 2,048 inputs, none of them an empty string.
+pub fn embeddings_request(data: &[u8]) {
+    use llm_gateway::api::embeddings::{Input, ParsedEmbeddings, MAX_INPUTS};
+    let Ok(req) = ParsedEmbeddings::from_slice(data) else { return };
+    let _ = policy::sensitivity_of(config(), &req.raw);
+    match &req.input {
+        Input::Text(texts) => {
+            assert!(!texts.is_empty() && texts.len() <= MAX_INPUTS && texts.iter().all(|t| !t.is_empty()), "accepted {} inputs", texts.len());
+            let _ = policy::cost::estimate_input_tokens(texts);
+        }
+        Input::Tokens { count } => assert!(*count > 0, "accepted no token ids"),
+    }
+    let _ = router::embeddings_target(config(), &req.model);
+}
+
+/// An Anthropic Messages body through its translation to the chat request, then what the
+/// gateway derives from that before a provider sees it.
+pub fn messages_request(data: &[u8]) {
+    let Ok(chat) = llm_gateway::api::messages::to_chat(data) else { return };
+    let _ = chat.routing_text();
+    let _ = policy::cost::estimate_prompt_tokens(&chat.request);
+    let _ = policy::sensitivity(config(), &chat);
+    let _ = router::decide(config(), &chat, router::Tier2::Off);
+}
+
+/// Any bytes as the gateway's OpenAI chunk stream, in chunks of a fuzzed size, through the
+/// translator to Anthropic's events: every event it writes is `event: NAME` and one JSON
+/// `data:` line, and the stream ends with `message_stop` or `error`.
+pub fn messages_stream(data: &[u8]) {
+    let Some((&size, body)) = data.split_first() else { return };
+    let mut t = llm_gateway::api::messages::stream::Translator::new("m");
+    let mut out = Vec::new();
+    for chunk in body.chunks(usize::from(size).max(1)) {
+        out.extend(t.feed(chunk));
+    }
+    out.extend(t.finish());
+    let mut last = String::new();
+    for e in &out {
+        let text = std::str::from_utf8(e).expect("events are UTF-8");
+        let mut lines = text.strip_suffix("\n\n").expect("an event ends with a blank line").lines();
+        let name = lines.next().and_then(|l| l.strip_prefix("event: ")).expect("event: NAME first");
+        let data = lines.next().and_then(|l| l.strip_prefix("data: ")).expect("then data:");
+        assert!(lines.next().is_none(), "one data line: {text:?}");
+        serde_json::from_str::<serde_json::Value>(data).expect("data is JSON");
+        last = name.to_owned();
+    }
+    assert!(last == "message_stop" || last == "error", "the stream ended with {last:?}");
 }
 
 /// The classifier host's request parser (the guest's `parse_request`) and the prompt it builds

@@ -50,3 +50,7 @@ pub async fn openai_python_sdk(c: &Ctx) -> Result<()> {
 pub async fn langchain_standard_tests(c: &Ctx) -> Result<()> {
     pytest(c, "test_langchain_standard.py").await
 }
+
+pub async fn anthropic_python_sdk(c: &Ctx) -> Result<()> {
+    pytest(c, "test_anthropic_sdk.py").await
+}

@@ -70,6 +70,7 @@ cases!(
     embeddings_are_proxied_fall_back_and_stay_local,
     openai_python_sdk,
     langchain_standard_tests,
+    anthropic_python_sdk,
 );
 
 /// Cases that change what every other case sees (the serving config), so they run one at a

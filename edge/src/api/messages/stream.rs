@@ -27,6 +27,9 @@ pub struct Translator {
     usage: Value,
     /// Bytes of an event not yet complete.
     buf: Vec<u8>,
+    /// How far `buf` has been searched for the blank line that ends an event (so a long event in
+    /// many small chunks is scanned once, not once per chunk).
+    scanned: usize,
 }
 
 fn event(name: &str, data: &Value) -> Bytes {
@@ -35,21 +38,27 @@ fn event(name: &str, data: &Value) -> Bytes {
 
 impl Translator {
     pub fn new(model: &str) -> Self {
-        Self { model: model.to_owned(), started: false, pinged: false, done: false, open: None, next_index: 0, tools: HashMap::new(), stop_reason: "end_turn", usage: json!({}), buf: Vec::new() }
+        Self { model: model.to_owned(), started: false, pinged: false, done: false, open: None, next_index: 0, tools: HashMap::new(), stop_reason: "end_turn", usage: json!({}), buf: Vec::new(), scanned: 0 }
     }
 
     /// The Anthropic events for the next bytes of the OpenAI stream.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();
         self.buf.extend_from_slice(bytes);
-        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-            let raw: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&raw);
+        // Events end with a blank line; each byte is searched once, and what was read is dropped
+        // from the buffer once, after the loop.
+        let mut start = 0;
+        while let Some(end) = self.buf[self.scanned.max(start + 1) - 1..].windows(2).position(|w| w == b"\n\n").map(|i| self.scanned.max(start + 1) - 1 + i) {
+            let text = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
+            start = end + 2;
+            self.scanned = start;
             let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
             if !data.is_empty() && !self.done {
                 self.on_data(&data.join("\n"), &mut out);
             }
         }
+        self.buf.drain(..start);
+        self.scanned = self.buf.len();
         out
     }
 

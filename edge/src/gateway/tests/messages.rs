@@ -1,9 +1,14 @@
 //! `POST /v1/messages`: Anthropic's clients through the same cascade, policy and providers,
-//! answered in Anthropic's shapes.
+//! answered in Anthropic's shapes; the stream translator checked against Anthropic's recorded
+//! streams (`tests/fixtures/anthropic/`, the conformance recordings) by a round trip through the
+//! provider-side translator.
 
+use eventsource_stream::Event;
 use serde_json::{json, Value};
 
 use super::support::*;
+use crate::api::messages::stream::Translator;
+use crate::api::ParsedChat;
 use crate::testing::{body_of, MemoryPlatform, Received};
 use crate::Gateway;
 
@@ -140,4 +145,149 @@ fn count_tokens_answers_with_the_budget_estimate() {
     assert!(p.fetches().is_empty(), "no provider is asked");
     let r = anthropic(&p, &gw, "/v1/messages/count_tokens", None, json!({}));
     assert_eq!((r.status, r.json()["error"]["type"].as_str()), (401, Some("authentication_error")));
+}
+
+/// Anthropic's recorded stream as events.
+fn recorded(name: &str) -> Vec<Event> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/anthropic").join(name);
+    parse_events(&std::fs::read_to_string(path).expect("fixture"))
+}
+
+fn parse_events(text: &str) -> Vec<Event> {
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let mut ev = Event { event: String::new(), data: String::new(), id: String::new(), retry: None };
+            for line in b.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    ev.event = e.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    ev.data = d.to_owned();
+                }
+            }
+            ev
+        })
+        .collect()
+}
+
+/// What an Anthropic client builds from a stream, as the SDK's accumulator does: the content
+/// blocks (text joined, tool input parsed from its JSON deltas), the stop reason and the output
+/// tokens; and the event names with repeats collapsed.
+fn accumulate(events: &[Event]) -> (Value, Vec<String>) {
+    let mut blocks: Vec<Value> = Vec::new();
+    let mut partial: Vec<String> = Vec::new();
+    let (mut stop, mut output) = (Value::Null, Value::Null);
+    let mut names: Vec<String> = Vec::new();
+    for e in events {
+        if names.last() != Some(&e.event) {
+            names.push(e.event.clone());
+        }
+        let d: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+        match e.event.as_str() {
+            "content_block_start" => {
+                let mut b = d["content_block"].clone();
+                if let Some(o) = b.as_object_mut() {
+                    o.remove("caller");
+                }
+                blocks.push(b);
+                partial.push(String::new());
+            }
+            "content_block_delta" => {
+                let i = d["index"].as_u64().unwrap_or(0) as usize;
+                match d["delta"]["type"].as_str() {
+                    Some("text_delta") => {
+                        let t = format!("{}{}", blocks[i]["text"].as_str().unwrap_or(""), d["delta"]["text"].as_str().unwrap_or(""));
+                        blocks[i]["text"] = json!(t);
+                    }
+                    Some("input_json_delta") => partial[i].push_str(d["delta"]["partial_json"].as_str().unwrap_or("")),
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                let i = d["index"].as_u64().unwrap_or(0) as usize;
+                if blocks[i]["type"] == "tool_use" {
+                    blocks[i]["input"] = serde_json::from_str(&partial[i]).unwrap_or(json!({}));
+                }
+            }
+            "message_delta" => {
+                stop = d["delta"]["stop_reason"].clone();
+                output = d["usage"]["output_tokens"].clone();
+            }
+            _ => {}
+        }
+    }
+    (json!({"content": blocks, "stop_reason": stop, "output_tokens": output}), names)
+}
+
+/// Anthropic's stream → the provider translator's OpenAI chunks → this translator's events.
+fn round_trip(name: &str, tools: bool) -> Vec<Event> {
+    let mut body = json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]});
+    if tools {
+        body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    }
+    let chat = ParsedChat::from_slice(body.to_string().as_bytes()).expect("chat");
+    let mut provider = crate::providers::anthropic::stream::Translator::new(&chat, 0);
+    let mut ours = Translator::new("an");
+    let mut out = Vec::new();
+    for e in recorded(name) {
+        let t = provider.on_event(&e).expect("the recording translates");
+        for data in t.data {
+            out.extend(ours.feed(format!("data: {data}\n\n").as_bytes()));
+        }
+        if t.done {
+            out.extend(ours.feed(b"data: [DONE]\n\n"));
+        }
+    }
+    out.extend(ours.finish());
+    parse_events(&out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<String>())
+}
+
+#[test]
+fn anthropic_streams_survive_the_round_trip() {
+    for (name, tools) in [("basic_response.sse", false), ("tool_use_response.sse", true)] {
+        let (want, want_names) = accumulate(&recorded(name));
+        let (got, got_names) = accumulate(&round_trip(name, tools));
+        assert_eq!(got, want, "{name}");
+        assert_eq!(got_names, want_names, "{name}: the same events in the same order");
+    }
+}
+
+#[test]
+fn a_broken_stream_ends_with_an_error_event() {
+    let mut t = Translator::new("oa");
+    let mut out = t.feed(br#"data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"Hel"}}]}
+
+data: {"error":{"message":"the provider closed the stream before it finished","type":"upstream_error","code":"stream_interrupted"}}
+
+"#);
+    out.extend(t.finish());
+    let events = parse_events(&out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<String>());
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["message_start", "content_block_start", "ping", "content_block_delta", "error"]);
+    assert!(events[4].data.contains("closed the stream"), "{}", events[4].data);
+
+    // A stream that stops without [DONE] or an error gets one at its end.
+    let mut t = Translator::new("oa");
+    let mut out = t.feed(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n");
+    out.extend(t.finish());
+    let last = String::from_utf8_lossy(out.last().expect("events")).into_owned();
+    assert!(last.starts_with("event: error\n"), "{last}");
+}
+
+#[test]
+fn events_split_across_chunks_translate_the_same() {
+    let run = |size: usize| {
+        let mut t = Translator::new("oa");
+        let mut out: Vec<u8> = Vec::new();
+        for chunk in CHAT_SSE.as_bytes().chunks(size) {
+            t.feed(chunk).iter().for_each(|b| out.extend_from_slice(b));
+        }
+        t.finish().iter().for_each(|b| out.extend_from_slice(b));
+        String::from_utf8(out).unwrap_or_default()
+    };
+    let whole = run(CHAT_SSE.len());
+    assert!(whole.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"), "{whole}");
+    for size in [1, 2, 3, 7, 64] {
+        assert_eq!(run(size), whole, "chunks of {size} bytes");
+    }
 }
