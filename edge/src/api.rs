@@ -212,6 +212,9 @@ impl Content {
 pub struct ParsedChat {
     pub request: ChatRequest,
     pub raw: Map<String, Value>,
+    /// The caller's Anthropic Messages body, when the request came in on `/v1/messages`: an
+    /// Anthropic model is sent this (with its model name) instead of a translation.
+    pub anthropic: Option<std::sync::Arc<Map<String, Value>>>,
 }
 
 /// Bounds on how many items a request may carry (the body limit bounds bytes; these bound the
@@ -280,7 +283,7 @@ impl ParsedChat {
             return Err(GatewayError::bad_request("'model' must not be empty.", Some("model")));
         }
         check_counts(&request)?;
-        Ok(Self { request, raw })
+        Ok(Self { request, raw, anthropic: None })
     }
 
     pub fn include_usage(&self) -> bool {

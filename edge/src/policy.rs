@@ -93,7 +93,20 @@ fn outbound_strings<'a>(v: &'a serde_json::Value, field: Option<&str>, out: &mut
 /// rules of `local_only` capabilities. A request with more text than `privacy.max_scan_bytes`
 /// is not scanned and counts as sensitive.
 pub fn sensitivity(config: &Config, chat: &ParsedChat) -> Sensitivity {
-    sensitivity_of(config, &chat.raw)
+    let mut s = sensitivity_of(config, &chat.raw);
+    // A `/v1/messages` body goes to an Anthropic model as the caller wrote it, fields the
+    // translation ignored included: scan it too.
+    if let Some(original) = &chat.anthropic {
+        let o = sensitivity_of(config, original);
+        s.pii.extend(o.pii);
+        s.pii.sort();
+        s.pii.dedup();
+        s.capabilities.extend(o.capabilities);
+        s.capabilities.sort();
+        s.capabilities.dedup();
+        s.unscanned |= o.unscanned;
+    }
+    s
 }
 
 /// [`sensitivity`] of any request body that goes upstream as it is (chat, embeddings): every

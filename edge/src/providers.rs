@@ -61,6 +61,7 @@ impl ProviderKind {
     pub fn stream_translator(self, chat: &ParsedChat, now_s: u64) -> StreamTranslator {
         match self {
             Self::OpenAi => StreamTranslator::OpenAi(openai::StreamPassthrough::default()),
+            Self::Anthropic if chat.anthropic.is_some() => StreamTranslator::AnthropicNative(anthropic::stream::Translator::new(chat, now_s)),
             Self::Anthropic => StreamTranslator::Anthropic(anthropic::stream::Translator::new(chat, now_s)),
         }
     }
@@ -73,6 +74,9 @@ pub struct Translated {
     pub data: Vec<String>,
     /// The upstream said the stream is complete.
     pub done: bool,
+    /// The upstream event itself, to send as it came instead of `data` (an Anthropic model's
+    /// events for a client of `/v1/messages`).
+    pub native: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +92,9 @@ pub enum StreamError {
 pub enum StreamTranslator {
     OpenAi(openai::StreamPassthrough),
     Anthropic(anthropic::stream::Translator),
+    /// Anthropic's events passed through as they came; the translator still reads them, for
+    /// errors and for whether the stream finished.
+    AnthropicNative(anthropic::stream::Translator),
 }
 
 impl StreamTranslator {
@@ -95,6 +102,10 @@ impl StreamTranslator {
         match self {
             Self::OpenAi(t) => t.on_event(event),
             Self::Anthropic(t) => t.on_event(event),
+            Self::AnthropicNative(t) => {
+                let done = t.on_event(event)?.done;
+                Ok(Translated { data: Vec::new(), done, native: Some(format!("event: {}\ndata: {}\n\n", event.event, event.data)) })
+            }
         }
     }
 
@@ -102,7 +113,7 @@ impl StreamTranslator {
     pub fn complete(&self) -> bool {
         match self {
             Self::OpenAi(t) => t.complete(),
-            Self::Anthropic(t) => t.complete(),
+            Self::Anthropic(t) | Self::AnthropicNative(t) => t.complete(),
         }
     }
 }

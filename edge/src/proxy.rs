@@ -35,7 +35,9 @@ const MAX_SSE_EVENT: usize = 1024 * 1024;
 pub type SseStream = Pin<Box<dyn Stream<Item = Bytes>>>;
 
 pub enum Output {
-    Json(Value),
+    /// The answer as OpenAI's JSON, and the provider's own body when the client is to get that
+    /// (an Anthropic model answering `/v1/messages`).
+    Json(Value, Option<Bytes>),
     Stream(SseStream),
 }
 
@@ -186,11 +188,17 @@ async fn attempt<P: Platform>(
         Some(Err(e)) => return Err(Failure::Attempt(AttemptError::Connect(e.to_string()))),
         Some(Ok(b)) => b,
     };
-    let decoded = match call {
-        Call::Chat(chat) => model.provider.decode(chat, &body, p.now_ms() / 1000),
-        Call::Embeddings(_) => crate::providers::openai::decode_embeddings(&body),
+    let (decoded, native) = match call {
+        Call::Chat(chat) => (model.provider.decode(chat, &body, p.now_ms() / 1000), native(model, chat).then_some(body)),
+        Call::Embeddings(_) => (crate::providers::openai::decode_embeddings(&body), None),
     };
-    decoded.map(Output::Json).map_err(Failure::Attempt)
+    decoded.map(|v| Output::Json(v, native)).map_err(Failure::Attempt)
+}
+
+/// The request came in as Anthropic's and goes to an Anthropic model: the provider's body and
+/// events go back as they are.
+fn native(model: &Model, chat: &ParsedChat) -> bool {
+    chat.anthropic.is_some() && model.provider == crate::config::ProviderKind::Anthropic
 }
 
 async fn classify_status<P: Platform>(p: &P, model: &Model, resp: UpstreamResponse, key: Option<&str>, limit: u64) -> Failure {
@@ -316,6 +324,7 @@ impl<C: Clock> Pump<C> {
                 Err(e @ StreamError::Malformed(_)) => Err(e.to_string()),
                 Ok(t) => {
                     self.pending.extend(t.data.iter().map(|d| sse(d)));
+                    self.pending.extend(t.native.map(Bytes::from));
                     if t.done {
                         self.pending.push_back(sse("[DONE]"));
                         self.finished = true;

@@ -3,12 +3,16 @@
 //! counters and providers serve it, and the answer (a `chat.completion`, or its SSE chunks)
 //! goes back in Anthropic's shapes (`message`, or `message_start` … `message_stop` events).
 //!
-//! Mapped: `system` (a string or text blocks), text, image (base64 or URL), `tool_use` and
-//! `tool_result` blocks, `tools`, `tool_choice` (with `disable_parallel_tool_use`),
-//! `max_tokens`, `stop_sequences`, `temperature`, `top_p`, `metadata.user_id`, `stream`.
-//! Dropped, because no OpenAI-shaped request carries them: `top_k`, `thinking` (the model answers
-//! without extended thinking), `cache_control` marks, and thinking blocks in earlier turns.
-//! Refused with a 400: other block types (documents, server tool results) and server tools.
+//! An Anthropic model is sent the caller's body itself (`ParsedChat::anthropic`, with only
+//! `model` rewritten) and its answer and events come back untouched: nothing is lost. For any
+//! other provider the request is translated. Mapped: `system` (a string or text blocks), text,
+//! image (base64 or URL), `tool_use` and `tool_result` blocks, `tools`, `tool_choice` (with
+//! `disable_parallel_tool_use`), `max_tokens`, `stop_sequences`, `temperature`, `top_p`,
+//! `metadata.user_id`, `stream`. Dropped there, because no OpenAI-shaped request carries them:
+//! `top_k`, `thinking` (the model answers without extended thinking), `cache_control` marks, and
+//! thinking blocks in earlier turns. Refused with a 400 (for every provider, so a request does not
+//! succeed or fail by where the router sends it): other block types (documents, server tool
+//! results) and server tools.
 
 use serde_json::{json, Map, Value};
 
@@ -92,7 +96,9 @@ pub fn to_chat(body: &[u8]) -> Result<ParsedChat, GatewayError> {
         }
     }
     let bytes = serde_json::to_vec(&Value::Object(out)).map_err(|e| GatewayError::Internal { request_id: String::new(), detail: format!("translating a messages request: {e}") })?;
-    ParsedChat::from_slice(&bytes)
+    let mut chat = ParsedChat::from_slice(&bytes)?;
+    chat.anthropic = Some(std::sync::Arc::new(req));
+    Ok(chat)
 }
 
 /// One Anthropic turn as chat messages: an assistant turn's `tool_use` blocks become its

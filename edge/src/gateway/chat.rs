@@ -124,7 +124,7 @@ pub async fn chat<P: Platform>(
         rec.tokens = Some((prompt_tokens, tokens - prompt_tokens));
     }
     match served.output {
-        Output::Json(v) => {
+        Output::Json(v, native) => {
             let usage = v.get("usage").and_then(cost::usage_tokens);
             if let Some(u) = usage {
                 rec.tokens = Some(u);
@@ -137,7 +137,10 @@ pub async fn chat<P: Platform>(
             if let Some(c) = rec.cost_nanos {
                 headers.push(("x-gateway-cost-usd".into(), cost::usd(c)));
             }
-            let mut resp = Response::json(200, &v);
+            let mut resp = match native {
+                Some(body) => Response { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: Body::Full(body) },
+                None => Response::json(200, &v),
+            };
             resp.headers.extend(headers);
             Ok((resp, None))
         }

@@ -84,7 +84,7 @@ pub async fn embeddings<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Con
         rec.cost_nanos = Some(cost::cost_nanos(&m.price, tokens, 0));
         rec.tokens = Some((tokens, 0));
     }
-    let Output::Json(v) = served.output else {
+    let Output::Json(v, _) = served.output else {
         return Err(GatewayError::Internal { request_id: String::new(), detail: "an embeddings attempt returned a stream".into() });
     };
     let usage = v.get("usage").and_then(cost::usage_tokens);

@@ -58,6 +58,12 @@ pub fn audited<P: Platform>(stream: crate::proxy::SseStream, finish: Finish<P>, 
     Box::pin(s) as std::pin::Pin<Box<dyn Stream<Item = Bytes>>>
 }
 
+/// `(input, output)` tokens of an Anthropic `usage` object (cache reads and writes are input).
+fn anthropic_usage(u: &Value) -> (u64, u64) {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    (n("input_tokens").saturating_add(n("cache_creation_input_tokens")).saturating_add(n("cache_read_input_tokens")), n("output_tokens"))
+}
+
 /// Reads one outgoing SSE chunk for usage, completion text and error events.
 fn observe(usage: &mut Option<(u64, u64)>, text: &mut String, broken: &mut bool, chunk: &Bytes, keep_text: bool) {
     let Ok(s) = std::str::from_utf8(chunk) else { return };
@@ -69,6 +75,22 @@ fn observe(usage: &mut Option<(u64, u64)>, text: &mut String, broken: &mut bool,
         let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
         if v.get("error").is_some() {
             *broken = true;
+        }
+        // An Anthropic model's own events (passed through to a `/v1/messages` client).
+        match v["type"].as_str() {
+            Some("message_start") => {
+                let u = anthropic_usage(&v["message"]["usage"]);
+                *usage = Some((u.0, usage.map_or(u.1, |(_, out)| out.max(u.1))));
+            }
+            Some("message_delta") => {
+                let u = anthropic_usage(&v["usage"]);
+                let input = usage.map_or(u.0, |(i, _)| i.max(u.0));
+                *usage = Some((input, u.1));
+            }
+            Some("content_block_delta") if keep_text && text.len() < 64 * 1024 => {
+                text.push_str(v["delta"]["text"].as_str().unwrap_or_default());
+            }
+            _ => {}
         }
         if let Some(u) = v.get("usage").and_then(cost::usage_tokens) {
             *usage = Some(u);

@@ -23,6 +23,9 @@ pub fn encode(
     chat: &ParsedChat,
     api_key: Option<&str>,
 ) -> Result<Encoded, GatewayError> {
+    if let Some(original) = &chat.anthropic {
+        return native(model, original, api_key);
+    }
     let req = &chat.request;
     if req.n.is_some_and(|n| n > 1) {
         return Err(GatewayError::bad_request("n > 1 is not supported by Anthropic models", Some("n")));
@@ -67,6 +70,18 @@ pub fn encode(
         request_id: String::new(),
         detail: format!("encoding request: {e}"),
     })?;
+    Ok((format!("{}/messages", model.base_url), headers, bytes))
+}
+
+/// The caller's own Messages body (it came in on `/v1/messages`), with the model's name.
+fn native(model: &Model, original: &Map<String, Value>, api_key: Option<&str>) -> Result<Encoded, GatewayError> {
+    let mut body = original.clone();
+    body.insert("model".into(), json!(model.upstream_model));
+    let mut headers = vec![("anthropic-version".to_owned(), API_VERSION.to_owned())];
+    if let Some(key) = api_key {
+        headers.push(("x-api-key".into(), key.to_owned()));
+    }
+    let bytes = serde_json::to_vec(&Value::Object(body)).map_err(|e| GatewayError::Internal { request_id: String::new(), detail: format!("encoding request: {e}") })?;
     Ok((format!("{}/messages", model.base_url), headers, bytes))
 }
 

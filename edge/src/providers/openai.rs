@@ -85,7 +85,7 @@ impl StreamPassthrough {
         let data = event.data.trim();
         if data == "[DONE]" {
             self.done = true;
-            return Ok(Translated { data: Vec::new(), done: true });
+            return Ok(Translated { data: Vec::new(), done: true, native: None });
         }
         if data.is_empty() {
             return Ok(Translated::default());
@@ -100,7 +100,7 @@ impl StreamPassthrough {
             .and_then(Value::as_array)
             .is_some_and(|cs| cs.iter().any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null())));
         self.finished |= has_finish;
-        Ok(Translated { data: vec![data.to_owned()], done: false })
+        Ok(Translated { data: vec![data.to_owned()], done: false, native: None })
     }
 
     /// Complete once `[DONE]` arrived or a choice finished (some servers omit `[DONE]`).

@@ -2,7 +2,8 @@
 //! or in an OpenAI-shaped error event) as Anthropic's stream: `message_start`, `ping`, then per
 //! content block `content_block_start`, `content_block_delta` (`text_delta` or
 //! `input_json_delta`) and `content_block_stop`, then `message_delta` (stop reason and usage)
-//! and `message_stop`; a broken stream ends with an `error` event.
+//! and `message_stop`; a broken stream ends with an `error` event. A stream that is already
+//! Anthropic's (an Anthropic model's own events, passed through) goes out as it came.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,8 @@ pub struct Translator {
     usage: Value,
     /// Bytes of an event not yet complete.
     buf: Vec<u8>,
+    /// The stream is Anthropic's own events (decided by its first event).
+    native: Option<bool>,
     /// How far `buf` has been searched for the blank line that ends an event (so a long event in
     /// many small chunks is scanned once, not once per chunk).
     scanned: usize,
@@ -38,7 +41,7 @@ fn event(name: &str, data: &Value) -> Bytes {
 
 impl Translator {
     pub fn new(model: &str) -> Self {
-        Self { model: model.to_owned(), started: false, pinged: false, done: false, open: None, next_index: 0, tools: HashMap::new(), stop_reason: "end_turn", usage: json!({}), buf: Vec::new(), scanned: 0 }
+        Self { model: model.to_owned(), started: false, pinged: false, done: false, open: None, next_index: 0, tools: HashMap::new(), stop_reason: "end_turn", usage: json!({}), buf: Vec::new(), native: None, scanned: 0 }
     }
 
     /// The Anthropic events for the next bytes of the OpenAI stream.
@@ -52,9 +55,21 @@ impl Translator {
             let text = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
             start = end + 2;
             self.scanned = start;
+            if self.done {
+                continue;
+            }
+            let native = *self.native.get_or_insert_with(|| text.trim_start().starts_with("event:"));
+            let name = text.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim);
             let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
-            if !data.is_empty() && !self.done {
-                self.on_data(&data.join("\n"), &mut out);
+            match (native, name) {
+                (true, Some(name)) => {
+                    self.done = matches!(name, "message_stop" | "error");
+                    out.push(Bytes::from(format!("{}\n\n", text.trim_end_matches('\n'))));
+                }
+                // The gateway's own end marker, or its error event when the stream broke.
+                (true, None) if data.first() == Some(&"[DONE]") || data.is_empty() => {}
+                _ if !data.is_empty() => self.on_data(&data.join("\n"), &mut out),
+                _ => {}
             }
         }
         self.buf.drain(..start);

@@ -49,21 +49,39 @@ fn an_openai_model_answers_an_anthropic_client() {
 }
 
 #[test]
-fn an_anthropic_model_gets_the_system_prompt_and_tools_back_in_its_own_shape() {
+fn an_anthropic_model_gets_the_callers_body_and_answers_untouched() {
     let (p, gw) = setup();
-    let body = json!({"model": "an", "max_tokens": 64, "system": [{"type": "text", "text": "You are a coder."}],
-        "messages": [{"role": "user", "content": "Fix my python"}],
+    let body = json!({"model": "an", "max_tokens": 64, "system": [{"type": "text", "text": "You are a coder.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Fix my python"}], "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 1024},
         "tools": [{"name": "run", "description": "Run code", "input_schema": {"type": "object"}}]});
+    let r = anthropic(&p, &gw, "/v1/messages", Some("main"), body.clone());
+    assert_served(&r, "an", 1);
+    let sent = &p.fetches()[0];
+    assert_eq!(sent.request.url, "http://127.0.0.1:9/anthropic/v1/messages");
+    let mut want = body;
+    want["model"] = json!("claude-sonnet-4-20250514");
+    assert_eq!(sent.body_json(), want, "the caller's body with the model's name: cache_control, top_k and thinking kept");
+    assert_eq!(sent.header("x-api-key"), Some(ANTHROPIC_KEY));
+    let recorded: Value = serde_json::from_str(ANTHROPIC_MESSAGE).unwrap_or_default();
+    assert_eq!(r.json(), recorded, "the provider's answer as it came");
+    let rec = audit_records(&p).pop().unwrap_or_default();
+    assert_eq!(rec["usage_reported"], true, "{rec}");
+}
+
+#[test]
+fn an_anthropic_models_stream_is_passed_through_and_settled() {
+    let (p, gw) = setup();
+    let mut body = message("an", "hi");
+    body["stream"] = json!(true);
     let r = anthropic(&p, &gw, "/v1/messages", Some("main"), body);
     assert_served(&r, "an", 1);
-    let sent = p.fetches()[0].body_json();
-    assert_eq!(sent["system"], "You are a coder.");
-    assert_eq!(sent["tools"], json!([{"name": "run", "description": "Run code", "input_schema": {"type": "object"}}]));
-    assert_eq!(sent["max_tokens"], 64);
-    let recorded: Value = serde_json::from_str(ANTHROPIC_MESSAGE).unwrap_or_default();
-    let m = r.json();
-    assert_eq!(m["content"][0]["text"], recorded["content"][0]["text"], "{m}");
-    assert_eq!(m["usage"]["output_tokens"], recorded["usage"]["output_tokens"]);
+    let want: String = events(ANTHROPIC_SSE).iter().map(|e| format!("{e}\n\n")).collect();
+    assert_eq!(r.body, want, "Anthropic's events, as they came");
+    let rec = audit_records(&p).pop().unwrap_or_default();
+    assert_eq!(rec["usage_reported"], true, "{rec}");
+    let usage: Vec<Value> = events(ANTHROPIC_SSE).iter().filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).and_then(|d| serde_json::from_str::<Value>(d).ok())).collect();
+    let output = usage.iter().rev().find_map(|v| v["usage"]["output_tokens"].as_u64()).unwrap_or_default();
+    assert_eq!(rec["completion_tokens"], output, "{rec}");
 }
 
 #[test]
@@ -108,6 +126,12 @@ fn the_router_and_the_residency_rules_apply() {
     let r = anthropic(&p, &gw, "/v1/messages", Some("main"), message("oa", "my card number is 4111 1111 1111 1111"));
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"]["type"], "permission_error", "{}", r.body);
+    // A field the translation ignores still reaches an Anthropic model in its own body: scanned.
+    let mut hidden = message("an", "hello");
+    hidden["context_note"] = json!("call me on +44 20 7946 0958");
+    let r = anthropic(&p, &gw, "/v1/messages", Some("main"), hidden);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("phone"), "{}", r.body);
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub const CLASSIFIER_SECRET: &str = "tier3-shared-secret-for-the-core-tests-0123
 pub const CHAT_COMPLETION: &str = include_str!("../../../../tests/fixtures/openai/chat_completion.json");
 pub const CHAT_SSE: &str = include_str!("../../../../tests/fixtures/openai/chat_text_with_usage_and_DONE.sse");
 pub const ANTHROPIC_MESSAGE: &str = include_str!("../../../../tests/fixtures/anthropic/message.json");
+pub const ANTHROPIC_SSE: &str = include_str!("../../../../tests/fixtures/anthropic/basic_response.sse");
 pub const EMBEDDINGS: &str = include_str!("../../../../tests/fixtures/openai/embeddings.json");
 
 /// The client key of `name` in `core.yaml`.
@@ -54,6 +55,7 @@ pub fn provider(req: &UpstreamRequest) -> Upstream {
     match behaviour {
         "openai" if stream => recorded_sse(CHAT_SSE),
         "openai" => Upstream::json(200, serde_json::from_str(CHAT_COMPLETION).unwrap_or(Value::Null)),
+        "anthropic" if stream => recorded_sse(ANTHROPIC_SSE),
         "anthropic" => Upstream::json(200, serde_json::from_str(ANTHROPIC_MESSAGE).unwrap_or(Value::Null)),
         "embed" => Upstream::json(200, serde_json::from_str(EMBEDDINGS).unwrap_or(Value::Null)),
         "status-500" => Upstream::json(500, json!({"error": {"message": "The server had an error", "type": "server_error"}})),
