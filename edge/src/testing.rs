@@ -355,6 +355,25 @@ pub fn request(method: http::Method, path: &str, key: Option<&str>, body: &Value
     Request { method, path: path.into(), headers, body: body_of(bytes) }
 }
 
+/// The events of an SSE text (named or not), as the decoder the proxy uses yields them: for
+/// replaying recorded streams through a translator.
+pub fn sse_events(text: &str) -> Vec<eventsource_stream::Event> {
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let mut ev = eventsource_stream::Event { event: String::new(), data: String::new(), id: String::new(), retry: None };
+            for line in b.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    ev.event = e.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    ev.data = d.to_owned();
+                }
+            }
+            ev
+        })
+        .collect()
+}
+
 /// An inbound body of one chunk.
 pub fn body_of(bytes: Bytes) -> InboundBody {
     Box::pin(futures::stream::iter([Ok(bytes)]))

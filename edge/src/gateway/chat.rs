@@ -17,10 +17,10 @@ use crate::auth::ClientKey;
 use crate::config::{Config, Model};
 use crate::error::GatewayError;
 use crate::platform::Platform;
-use crate::ledger::{LedgerState, Op, Reply};
+use crate::ledger::LedgerState;
 use crate::policy::{self, cost};
 use crate::proxy::{self, Output};
-use super::counters::{admit, denied, key_limits, ledger, model_gate, ratelimit_headers, Finish, Reservation};
+use super::counters::{admit, model_gate, reserve_for_key, Finish};
 use super::keys::{authenticate, KeyCache};
 use super::routing::route;
 
@@ -37,9 +37,9 @@ pub struct Shared {
 /// `api::messages::to_chat` for Anthropic's.
 pub type Parse = fn(&[u8]) -> Result<ParsedChat, GatewayError>;
 
-/// Authenticates the caller (draining the body of a refused one), then reads and parses the
-/// chat body within the size limit.
-pub(super) async fn authenticated_chat<P: Platform>(shared: &Shared, p: &P, config: &Config, req: Request, rec: &mut Record, parse: Parse) -> Result<(Arc<ClientKey>, ParsedChat), GatewayError> {
+/// Authenticates the caller (draining the body of a refused one), then reads the body within
+/// the size limit and parses it with `parse`.
+pub(super) async fn authenticated<P: Platform, T>(shared: &Shared, p: &P, config: &Config, req: Request, rec: &mut Record, parse: fn(&[u8]) -> Result<T, GatewayError>) -> Result<(Arc<ClientKey>, T), GatewayError> {
     let key = match authenticate(shared, p, config, &req.headers).await {
         Ok(k) => k,
         Err(e) => {
@@ -63,7 +63,7 @@ pub async fn chat<P: Platform>(
     rec: &mut Record,
     parse: Parse,
 ) -> Result<(Response, Option<Finish<P>>), GatewayError> {
-    let (key, chat) = authenticated_chat(shared, p, &config, req, rec, parse).await?;
+    let (key, chat) = authenticated(shared, p, &config, req, rec, parse).await?;
     rec.stream = chat.request.stream;
     let (admitted, mut headers) = admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);
@@ -79,42 +79,20 @@ pub async fn chat<P: Platform>(
     rec.pinned_local = plan.pinned_local;
     rec.rejected = plan.rejected.iter().map(|r| (r.model.clone(), r.reason.clone())).collect();
 
-    let limits = key_limits(&key);
+    let reservation = reserve_for_key(shared, p, &config, &key, admitted, plan.reserve_tokens, plan.reserve_cost, &mut headers).await?;
     let mut finish = Finish {
         p: p.clone(),
         shared: Rc::clone(shared),
         config: Arc::clone(&config),
-        key: None,
+        key: reservation,
         model: None,
         include_prompts: config.audit.include_prompts,
     };
-    if !limits.is_empty() {
-        let subject = format!("key:{}", key.name);
-        let requests = u64::from(!admitted);
-        let op = Op::Reserve { limits, requests, tokens: plan.reserve_tokens, cost: plan.reserve_cost };
-        match ledger(shared, p, &config, &subject, &op).await? {
-            Reply::Denied { reason, retry_after_ms } => {
-                return Err(denied(&format!("key `{}`", key.name), reason, retry_after_ms, plan.reserve_tokens));
-            }
-            reply => headers = ratelimit_headers(&limits, &reply),
-        }
-        finish.key = Some(Reservation { subject, limits, tokens: plan.reserve_tokens, cost: plan.reserve_cost, at_ms: p.now_ms() });
-    }
 
     // Per-model limits are charged when an attempt starts on the model.
     let (gate_chat, gate_plan) = (chat.clone(), plan.clone());
     let gate = model_gate(shared, p, &config, move |model: &Model| policy::worst_case(model, &gate_chat, gate_plan.prompt_tokens_on(&model.name)).0);
-    let outcome = proxy::serve(p, &config, &decision, proxy::Call::Chat(&chat), &gate).await;
-    rec.attempts = outcome.attempts;
-    let served = match outcome.result {
-        Ok(s) => s,
-        Err(e) => {
-            finish.settle(None, false, rec).await;
-            rec.cost_nanos = None;
-            return Err(e);
-        }
-    };
-    rec.model = Some(served.model.clone());
+    let served = finish.serve(&decision, proxy::Call::Chat(&chat), &gate, rec).await?;
     let model = config.models.get(&served.model).map(Arc::clone);
     if let Some(m) = &model {
         let prompt_tokens = plan.prompt_tokens_on(&m.name);

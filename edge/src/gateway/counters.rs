@@ -78,6 +78,34 @@ pub(super) fn model_gate<P: Platform>(
     }
 }
 
+/// After policy: the key's TPM and budgets reserve `tokens` and `cost` (and the request, unless
+/// admission counted it) before any provider is called. A 429 when denied; otherwise what to
+/// settle later (`None` for a key without limits) and the rate-limit headers.
+pub(super) async fn reserve_for_key<P: Platform>(
+    shared: &Shared,
+    p: &P,
+    config: &Config,
+    key: &ClientKey,
+    admitted: bool,
+    tokens: u64,
+    cost: u64,
+    headers: &mut Vec<(String, String)>,
+) -> Result<Option<Reservation>, GatewayError> {
+    let limits = key_limits(key);
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let subject = format!("key:{}", key.name);
+    let op = Op::Reserve { limits, requests: u64::from(!admitted), tokens, cost };
+    match ledger(shared, p, config, &subject, &op).await? {
+        Reply::Denied { reason, retry_after_ms } => Err(denied(&format!("key `{}`", key.name), reason, retry_after_ms, tokens)),
+        reply => {
+            *headers = ratelimit_headers(&limits, &reply);
+            Ok(Some(Reservation { subject, limits, tokens, cost, at_ms: p.now_ms() }))
+        }
+    }
+}
+
 pub(super) fn key_limits(k: &ClientKey) -> Limits {
     Limits { rpm: k.rpm, tpm: k.tpm, budget_day: k.budget_day, budget_month: k.budget_month }
 }
@@ -150,6 +178,24 @@ pub struct Finish<P: Platform> {
 }
 
 impl<P: Platform> Finish<P> {
+    /// Tries the decision's models (`proxy::serve`); when none served, the reservations are
+    /// released and the audit records no cost.
+    pub(super) async fn serve(&self, decision: &crate::router::Decision, call: crate::proxy::Call<'_>, gate: &crate::proxy::Gate<'_>, rec: &mut Record) -> Result<crate::proxy::Served, GatewayError> {
+        let outcome = crate::proxy::serve(&self.p, &self.config, decision, call, gate).await;
+        rec.attempts = outcome.attempts;
+        match outcome.result {
+            Ok(served) => {
+                rec.model = Some(served.model.clone());
+                Ok(served)
+            }
+            Err(e) => {
+                self.settle(None, false, rec).await;
+                rec.cost_nanos = None;
+                Err(e)
+            }
+        }
+    }
+
     /// Settles with `usage` (`(prompt, completion)` as reported), or with the served model's
     /// worst case when the provider reported none, or refunds everything when nothing was served.
     pub(super) async fn settle(&self, usage: Option<(u64, u64)>, served: bool, rec: &mut Record) {

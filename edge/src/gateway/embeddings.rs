@@ -8,31 +8,20 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::counters::{admit, denied, key_limits, ledger, model_gate, ratelimit_headers, Finish, Reservation};
-use super::keys::authenticate;
-use super::{read_limited, Request, Response};
+use super::counters::{admit, model_gate, reserve_for_key, Finish};
+use super::{Request, Response};
 use crate::api::embeddings::{Input, ParsedEmbeddings};
 use crate::audit::Record;
 use crate::config::{Config, Model};
 use crate::error::GatewayError;
-use crate::ledger::{Op, Reply};
 use crate::platform::Platform;
 use crate::policy::{self, cost};
 use crate::proxy::{self, Output};
 use crate::router;
-use super::chat::Shared;
+use super::chat::{authenticated, Shared};
 
 pub async fn embeddings<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
-    let key = match authenticate(shared, p, &config, &req.headers).await {
-        Ok(k) => k,
-        Err(e) => {
-            super::drain(req.body).await;
-            return Err(e);
-        }
-    };
-    rec.key = Some(key.name.clone());
-    let body = read_limited(req.body, &req.headers, config.server.max_body_bytes).await?;
-    let call = ParsedEmbeddings::from_slice(&body)?;
+    let (key, call) = authenticated(shared, p, &config, req, rec, ParsedEmbeddings::from_slice).await?;
     let (admitted, mut headers) = admit(shared, p, &config, &key).await?;
     let mut sensitivity = policy::sensitivity_of(&config, &call.raw);
     let tokens = match &call.input {
@@ -55,30 +44,11 @@ pub async fn embeddings<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Con
     let plan = plan?;
     rec.rejected = plan.rejected.iter().map(|r| (r.model.clone(), r.reason.clone())).collect();
 
-    let limits = key_limits(&key);
-    let mut finish = Finish { p: p.clone(), shared: Rc::clone(shared), config: Arc::clone(&config), key: None, model: None, include_prompts: false };
-    if !limits.is_empty() {
-        let subject = format!("key:{}", key.name);
-        let op = Op::Reserve { limits, requests: u64::from(!admitted), tokens: plan.reserve_tokens, cost: plan.reserve_cost };
-        match ledger(shared, p, &config, &subject, &op).await? {
-            Reply::Denied { reason, retry_after_ms } => return Err(denied(&format!("key `{}`", key.name), reason, retry_after_ms, plan.reserve_tokens)),
-            reply => headers = ratelimit_headers(&limits, &reply),
-        }
-        finish.key = Some(Reservation { subject, limits, tokens: plan.reserve_tokens, cost: plan.reserve_cost, at_ms: p.now_ms() });
-    }
+    let reservation = reserve_for_key(shared, p, &config, &key, admitted, plan.reserve_tokens, plan.reserve_cost, &mut headers).await?;
+    let mut finish = Finish { p: p.clone(), shared: Rc::clone(shared), config: Arc::clone(&config), key: reservation, model: None, include_prompts: false };
 
     let gate = model_gate(shared, p, &config, move |_: &Model| tokens);
-    let outcome = proxy::serve(p, &config, &decision, proxy::Call::Embeddings(&call), &gate).await;
-    rec.attempts = outcome.attempts;
-    let served = match outcome.result {
-        Ok(s) => s,
-        Err(e) => {
-            finish.settle(None, false, rec).await;
-            rec.cost_nanos = None;
-            return Err(e);
-        }
-    };
-    rec.model = Some(served.model.clone());
+    let served = finish.serve(&decision, proxy::Call::Embeddings(&call), &gate, rec).await?;
     if let Some(m) = config.models.get(&served.model) {
         finish.model = Some((Arc::clone(m), tokens));
         rec.cost_nanos = Some(cost::cost_nanos(&m.price, tokens, 0));

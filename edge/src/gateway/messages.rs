@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::chat::{authenticated_chat, Shared};
+use super::chat::{authenticated, Shared};
 use super::{Body, Request, Response};
 use crate::api::messages::{self, stream::Translator};
 use crate::audit::Record;
@@ -52,7 +52,7 @@ pub(super) fn to_anthropic(mut resp: Response, model: &str) -> Response {
 /// budgets (an upper bound computed without the model's tokenizer, media by the providers'
 /// rules at their most), said so in the body and in `x-gateway-token-count`.
 pub(super) async fn count_tokens<P: Platform>(shared: &Rc<Shared>, p: &P, config: &Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
-    let (_, chat) = authenticated_chat(shared, p, config, req, rec, count_request).await?;
+    let (_, chat) = authenticated(shared, p, config, req, rec, count_request).await?;
     let tokens = cost::estimate_prompt_tokens(&chat.request);
     let mut resp = Response::json(200, &json!({"input_tokens": tokens, "estimate": "upper bound used for the gateway's budgets; the provider's count may be lower"}));
     resp.headers.push(("x-gateway-token-count".into(), "estimate".into()));

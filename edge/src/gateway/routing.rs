@@ -14,7 +14,7 @@ use crate::error::GatewayError;
 use crate::platform::Platform;
 use crate::policy::{self, cost};
 use crate::router;
-use super::chat::{authenticated_chat, Shared};
+use super::chat::{authenticated, Shared};
 
 /// Runs the router: tier 2 loaded first when the cascade will need it, and tier 3 (the
 /// classifier host) asked when tiers 1-2 fall through, unless the prompt is sensitive and the
@@ -42,7 +42,7 @@ pub async fn route<P: Platform>(shared: &Shared, p: &P, config: &Config, key: &s
 /// `POST /v1/route`: the decision for a chat body, without calling a provider: the tiers that
 /// ran with their scores, the route, the models in order, and those the key's policy removed.
 pub async fn explain<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Config>, req: Request, rec: &mut Record) -> Result<Response, GatewayError> {
-    let (key, chat) = authenticated_chat(shared, p, &config, req, rec, ParsedChat::from_slice).await?;
+    let (key, chat) = authenticated(shared, p, &config, req, rec, ParsedChat::from_slice).await?;
     // The route endpoint runs the same tiers: it counts against the key's request rate.
     let (_, headers) = super::counters::admit(shared, p, &config, &key).await?;
     let sensitivity = policy::sensitivity(&config, &chat);

@@ -178,20 +178,7 @@ fn recorded(name: &str) -> Vec<Event> {
 }
 
 fn parse_events(text: &str) -> Vec<Event> {
-    text.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|b| {
-            let mut ev = Event { event: String::new(), data: String::new(), id: String::new(), retry: None };
-            for line in b.lines() {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    ev.event = e.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    ev.data = d.to_owned();
-                }
-            }
-            ev
-        })
-        .collect()
+    crate::testing::sse_events(text)
 }
 
 /// What an Anthropic client builds from a stream, as the SDK's accumulator does: the content

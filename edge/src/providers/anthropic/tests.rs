@@ -18,21 +18,7 @@ fn model() -> std::sync::Arc<crate::config::Model> {
 
 fn events(fixture: &str) -> Vec<Event> {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/anthropic").join(fixture);
-    let text = std::fs::read_to_string(path).expect("fixture");
-    text.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|b| {
-            let mut ev = Event { event: String::new(), data: String::new(), id: String::new(), retry: None };
-            for line in b.lines() {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    ev.event = e.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    ev.data = d.to_owned();
-                }
-            }
-            ev
-        })
-        .collect()
+    crate::testing::sse_events(&std::fs::read_to_string(path).expect("fixture"))
 }
 
 fn run(t: &mut Translator, fixture: &str) -> (Vec<Value>, bool) {
