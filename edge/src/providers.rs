@@ -104,7 +104,9 @@ impl StreamTranslator {
             Self::Anthropic(t) => t.on_event(event),
             Self::AnthropicNative(t) => {
                 let done = t.on_event(event)?.done;
-                Ok(Translated { data: Vec::new(), done, native: Some(format!("event: {}\ndata: {}\n\n", event.event, event.data)) })
+                // One `data:` line per line of the event's data, as SSE frames it.
+                let data: String = event.data.lines().map(|l| format!("data: {l}\n")).collect();
+                Ok(Translated { data: Vec::new(), done, native: Some(format!("event: {}\n{data}\n", event.event)) })
             }
         }
     }

@@ -79,7 +79,7 @@ pub async fn chat<P: Platform>(
     rec.pinned_local = plan.pinned_local;
     rec.rejected = plan.rejected.iter().map(|r| (r.model.clone(), r.reason.clone())).collect();
 
-    let reservation = reserve_for_key(shared, p, &config, &key, admitted, plan.reserve_tokens, plan.reserve_cost, &mut headers).await?;
+    let reservation = reserve_for_key(shared, p, &config, &key, admitted, &plan, &mut headers).await?;
     let mut finish = Finish {
         p: p.clone(),
         shared: Rc::clone(shared),

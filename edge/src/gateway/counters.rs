@@ -78,8 +78,8 @@ pub(super) fn model_gate<P: Platform>(
     }
 }
 
-/// After policy: the key's TPM and budgets reserve `tokens` and `cost` (and the request, unless
-/// admission counted it) before any provider is called. A 429 when denied; otherwise what to
+/// After policy: the key's TPM and budgets reserve the plan's tokens and cost (and the request,
+/// unless admission counted it) before any provider is called. A 429 when denied; otherwise what to
 /// settle later (`None` for a key without limits) and the rate-limit headers.
 pub(super) async fn reserve_for_key<P: Platform>(
     shared: &Shared,
@@ -87,10 +87,10 @@ pub(super) async fn reserve_for_key<P: Platform>(
     config: &Config,
     key: &ClientKey,
     admitted: bool,
-    tokens: u64,
-    cost: u64,
+    plan: &crate::policy::Plan,
     headers: &mut Vec<(String, String)>,
 ) -> Result<Option<Reservation>, GatewayError> {
+    let (tokens, cost) = (plan.reserve_tokens, plan.reserve_cost);
     let limits = key_limits(key);
     if limits.is_empty() {
         return Ok(None);

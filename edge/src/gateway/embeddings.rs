@@ -44,7 +44,7 @@ pub async fn embeddings<P: Platform>(shared: &Rc<Shared>, p: &P, config: Arc<Con
     let plan = plan?;
     rec.rejected = plan.rejected.iter().map(|r| (r.model.clone(), r.reason.clone())).collect();
 
-    let reservation = reserve_for_key(shared, p, &config, &key, admitted, plan.reserve_tokens, plan.reserve_cost, &mut headers).await?;
+    let reservation = reserve_for_key(shared, p, &config, &key, admitted, &plan, &mut headers).await?;
     let mut finish = Finish { p: p.clone(), shared: Rc::clone(shared), config: Arc::clone(&config), key: reservation, model: None, include_prompts: false };
 
     let gate = model_gate(shared, p, &config, move |_: &Model| tokens);

@@ -62,10 +62,18 @@ impl Translator {
             let name = text.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim);
             let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
             match (native, name) {
-                (true, Some(name)) => {
-                    self.done = matches!(name, "message_stop" | "error");
-                    out.push(Bytes::from(format!("{}\n\n", text.trim_end_matches('\n'))));
-                }
+                // Checked, then sent as it came when it is one `event:` line and one JSON `data:`
+                // line; JSON across several lines goes out on one; anything else ends the stream.
+                (true, Some(name)) => match serde_json::from_str::<Value>(&data.join("\n")) {
+                    Ok(v) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                        self.done = matches!(name, "message_stop" | "error");
+                        out.push(match data.as_slice() {
+                            [one] => Bytes::from(format!("event: {name}\ndata: {one}\n\n")),
+                            _ => event(name, &v),
+                        });
+                    }
+                    _ => self.fail("the provider's stream could not be read", &mut out),
+                },
                 // The gateway's own end marker, or its error event when the stream broke.
                 (true, None) if data.first() == Some(&"[DONE]") || data.is_empty() => {}
                 _ if !data.is_empty() => self.on_data(&data.join("\n"), &mut out),

@@ -302,3 +302,27 @@ fn events_split_across_chunks_translate_the_same() {
         assert_eq!(run(size), whole, "chunks of {size} bytes");
     }
 }
+
+/// The messages_stream fuzz target's finding: an Anthropic-framed stream whose event data was not
+/// one JSON line was copied out as it came. Every event now goes out as one `event:` line and one
+/// JSON `data:` line, or the stream ends with an `error` event.
+#[test]
+fn native_events_go_out_well_formed_whatever_came_in() {
+    let input = include_bytes!("../../api/messages/native_stream_bad_data.bin");
+    let (&size, body) = input.split_first().unwrap_or((&1, &[]));
+    let mut t = Translator::new("m");
+    let mut out = Vec::new();
+    for chunk in body.chunks(usize::from(size).max(1)) {
+        out.extend(t.feed(chunk));
+    }
+    out.extend(t.finish());
+    let text: String = out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+    for e in parse_events(&text) {
+        assert!(serde_json::from_str::<Value>(&e.data).is_ok(), "{:?}: {}", e.event, e.data);
+    }
+    for raw in text.split_terminator("\n\n") {
+        assert_eq!(raw.lines().count(), 2, "one event line, one data line: {raw:?}");
+    }
+    let last = parse_events(&text).pop().map(|e| e.event).unwrap_or_default();
+    assert!(last == "message_stop" || last == "error", "{last}");
+}
