@@ -102,3 +102,15 @@ fn unsupported_requests_are_client_errors() {
     let e = encode(&model(), &bad_args, None).expect_err("bad args");
     assert_eq!(e.to_json()["error"]["param"], "messages[0].tool_calls[0].function.arguments");
 }
+
+#[test]
+fn passed_through_events_keep_their_sse_framing() {
+    let c = chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}));
+    let mut c = c;
+    c.anthropic = Some(std::sync::Arc::new(serde_json::Map::new()));
+    let mut t = crate::config::ProviderKind::Anthropic.stream_translator(&c, 0);
+    let multi = Event { event: "ping".into(), data: "{\n\"type\": \"ping\"\n}".into(), id: String::new(), retry: None };
+    let out = t.on_event(&multi).expect("a ping");
+    assert_eq!(out.native.as_deref(), Some("event: ping\ndata: {\ndata: \"type\": \"ping\"\ndata: }\n\n"), "every data line is prefixed");
+    assert!(out.data.is_empty(), "nothing translated is sent beside it");
+}
